@@ -1,0 +1,53 @@
+# simworker: the two commands that set everything up on a fresh machine with Go
+# are `make run` (all-in-one dev) and `make test` (the whole suite).
+SHELL := /bin/bash
+GO    ?= go
+NATS_CLI_VERSION := v0.5.0
+
+.PHONY: all build run test test-short bench fuzz lint fmt postgres nats-cli clean
+
+all: build
+
+build:
+	$(GO) build -o bin/ ./cmd/...
+
+## run: simworker dev (in-process NATS + JetStream, private PostgreSQL, demo data, the worker)
+run: postgres nats-cli build
+	./bin/simworker dev
+
+## test: vet, then every test with the race detector against real PostgreSQL and JetStream
+test: postgres
+	$(GO) vet ./...
+	$(GO) test -race -count=1 -timeout 30m ./...
+
+test-short:
+	$(GO) test -count=1 ./...
+
+## bench: Go benchmarks that print figures (decode+validate, decide batches against PostgreSQL)
+bench: postgres
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+## fuzz: fuzz decode + validate for a minute
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzParseCommand -fuzztime 60s ./domain/
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+## postgres: make sure the PostgreSQL server binaries are here (installs them with apt-get as root)
+postgres:
+	@./scripts/ensure-postgres.sh
+
+## nats-cli: the nats command line tool, for publishing and watching by hand
+nats-cli:
+	@command -v nats >/dev/null 2>&1 || [ -x "$$($(GO) env GOPATH)/bin/nats" ] || { \
+	  echo "installing the nats CLI $(NATS_CLI_VERSION) (once; about a minute)..."; \
+	  $(GO) install github.com/nats-io/natscli/nats@$(NATS_CLI_VERSION) || \
+	  echo "warning: could not install the nats CLI; simworker dev still runs"; }
+
+clean:
+	rm -rf bin .simworker-dev

@@ -1,0 +1,66 @@
+package main
+
+import (
+	"context"
+	"strings"
+	"testing"
+)
+
+func TestRunRefusesWithoutRequiredSettings(t *testing.T) {
+	tests := []struct {
+		name string
+		env  map[string]string
+		want []string
+		not  []string
+	}{
+		{"both missing", map[string]string{"NATS_URL": "", "DATABASE_URL": ""}, []string{"NATS_URL", "DATABASE_URL"}, nil},
+		{"database missing", map[string]string{"NATS_URL": "nats://127.0.0.1:1", "DATABASE_URL": ""}, []string{"DATABASE_URL"}, []string{"NATS_URL"}},
+		{"nats missing", map[string]string{"NATS_URL": "", "DATABASE_URL": "postgres://x@127.0.0.1:1/db"}, []string{"NATS_URL"}, []string{"DATABASE_URL,"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for k, v := range tt.env {
+				t.Setenv(k, v)
+			}
+			err := runCmd(context.Background(), nil)
+			if err == nil {
+				t.Fatal("started without its settings")
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not name %s", err, w)
+				}
+			}
+			for _, n := range tt.not {
+				if strings.Contains(err.Error(), n) {
+					t.Errorf("error %q names %s, which is set", err, n)
+				}
+			}
+		})
+	}
+}
+
+func TestRunRejectsBadSettings(t *testing.T) {
+	t.Setenv("NATS_URL", "nats://127.0.0.1:1")
+	t.Setenv("DATABASE_URL", "postgres://x@127.0.0.1:1/db")
+	t.Setenv("SIM_BATCH_SIZE", "lots")
+	t.Setenv("SIM_ACK_WAIT", "soon")
+	err := runCmd(context.Background(), []string{"-max-backoff", "-1s"})
+	if err == nil {
+		t.Fatal("accepted bad settings")
+	}
+	for _, w := range []string{"SIM_BATCH_SIZE", "SIM_ACK_WAIT", "SIM_MAX_BACKOFF"} {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error %q does not name %s", err, w)
+		}
+	}
+}
+
+func TestDatabaseURLNeverEchoed(t *testing.T) {
+	t.Setenv("NATS_URL", "nats://127.0.0.1:1")
+	t.Setenv("DATABASE_URL", "postgres://user:s3cr3t@127.0.0.1:1/db?sslmode=bogus")
+	err := runCmd(context.Background(), nil)
+	if err == nil || strings.Contains(err.Error(), "s3cr3t") {
+		t.Fatalf("err = %v", err)
+	}
+}

@@ -1,0 +1,451 @@
+package consumer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+	"github.com/google/uuid"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+
+	"simworker/domain"
+)
+
+// Handler decides commands; it knows nothing of JetStream. Handle decides a
+// batch in order and returns one outcome per envelope, or an error for the
+// whole batch (nothing stored). An error wrapping domain.ErrUnavailable is an
+// outage; any other is unexpected. StoreInternal records a 500 internal
+// outcome for a command that keeps failing unexpectedly.
+type Handler interface {
+	Handle(ctx context.Context, envs []domain.Envelope) ([]domain.Outcome, error)
+	StoreInternal(ctx context.Context, commandID, cause string) (domain.Outcome, error)
+}
+
+// Config tunes the worker. Zero fields take the defaults in parentheses.
+type Config struct {
+	Source          string        // CloudEvents source (simworker)
+	BatchSize       int           // commands decided in one transaction at most (100)
+	AckWait         time.Duration // the consumer's AckWait: InProgress is sent every third of it (30s)
+	MaxBackoff      time.Duration // cap of the wait between retries during an outage (30s)
+	RetryWindow     time.Duration // how long a batch is retried in place before a delayed NAK (15s)
+	PoisonRetries   int           // retries of an unexpected failure before 500 internal (3)
+	ShutdownTimeout time.Duration // how long in-flight work may take after a stop signal (25s)
+}
+
+func (c Config) withDefaults() Config {
+	if c.Source == "" {
+		c.Source = domain.DefaultSource
+	}
+	if c.BatchSize <= 0 {
+		c.BatchSize = 100
+	}
+	if c.AckWait <= 0 {
+		c.AckWait = 30 * time.Second
+	}
+	if c.MaxBackoff <= 0 {
+		c.MaxBackoff = 30 * time.Second
+	}
+	if c.RetryWindow <= 0 {
+		c.RetryWindow = 15 * time.Second
+	}
+	if c.PoisonRetries <= 0 {
+		c.PoisonRetries = 3
+	}
+	if c.ShutdownTimeout <= 0 {
+		c.ShutdownTimeout = 25 * time.Second
+	}
+	return c
+}
+
+// Worker pulls commands from the durable consumer and turns each into exactly
+// one published outcome.
+type Worker struct {
+	js   jetstream.JetStream
+	cons jetstream.Consumer
+	h    Handler
+	log  *zap.Logger
+	cfg  Config
+
+	outage *backoff.ExponentialBackOff // shared by consecutive failing batches
+	stop   chan struct{}               // closed when shutdown starts
+}
+
+// NewWorker returns a worker; Run starts it.
+func NewWorker(js jetstream.JetStream, cons jetstream.Consumer, h Handler, log *zap.Logger, cfg Config) *Worker {
+	cfg = cfg.withDefaults()
+	b := backoff.NewExponentialBackOff()
+	b.InitialInterval = 100 * time.Millisecond
+	b.MaxInterval = cfg.MaxBackoff
+	b.MaxElapsedTime = 0 // an outage is waited out, never turned into an outcome
+	return &Worker{js: js, cons: cons, h: h, log: log, cfg: cfg, outage: b, stop: make(chan struct{})}
+}
+
+// errStopping ends work on a batch when shutdown cuts it short; the batch is
+// NAKed and redelivered, its outcome (if stored) re-published then.
+var errStopping = errors.New("worker stopping")
+
+// Run consumes until ctx is cancelled, then stops fetching, finishes the batch
+// in flight (bounded by ShutdownTimeout), hands back what it had not started
+// (NAK, so another worker takes it at once) and returns nil.
+func (w *Worker) Run(ctx context.Context) error {
+	msgs := make(chan jetstream.Msg, w.cfg.BatchSize)
+	cc, err := w.cons.Consume(func(m jetstream.Msg) {
+		select {
+		case <-w.stop:
+			_ = m.Nak()
+		case msgs <- m:
+		}
+	},
+		jetstream.PullMaxMessages(2*w.cfg.BatchSize),
+		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+			w.log.Warn("consume", zap.Error(err))
+		}))
+	if err != nil {
+		return fmt.Errorf("consume: %w", err)
+	}
+
+	// Work in flight gets its own context: a stop signal lets it finish,
+	// bounded by ShutdownTimeout.
+	workCtx, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelWork()
+	go func() {
+		<-ctx.Done()
+		close(w.stop)
+		cc.Stop()
+		select {
+		case <-time.After(w.cfg.ShutdownTimeout):
+			w.log.Warn("shutdown timeout: abandoning work in flight (it will be redelivered)")
+			cancelWork()
+		case <-workCtx.Done():
+		}
+	}()
+
+	w.log.Info("worker started", zap.Int("batch_size", w.cfg.BatchSize))
+	for {
+		var first jetstream.Msg
+		select {
+		case <-ctx.Done():
+		case first = <-msgs:
+		}
+		if first == nil {
+			break
+		}
+		batch := []jetstream.Msg{first}
+	fill: // take what is already here, never wait to fill a batch
+		for len(batch) < w.cfg.BatchSize {
+			select {
+			case m := <-msgs:
+				batch = append(batch, m)
+			default:
+				break fill
+			}
+		}
+		w.process(workCtx, batch)
+	}
+	<-cc.Closed()
+	for {
+		select {
+		case m := <-msgs:
+			_ = m.Nak()
+		default:
+			cancelWork()
+			w.log.Info("worker stopped")
+			return nil
+		}
+	}
+}
+
+// item is one command message on its way through a batch.
+type item struct {
+	msg     jetstream.Msg
+	meta    *jetstream.MsgMetadata
+	env     domain.Envelope
+	outcome *domain.Outcome
+}
+
+func (it *item) logFields() []zap.Field {
+	f := []zap.Field{zap.String("command_id", it.env.CommandID)}
+	if it.meta != nil {
+		f = append(f, zap.Uint64("stream_seq", it.meta.Sequence.Stream), zap.Uint64("delivered", it.meta.NumDelivered))
+	}
+	return f
+}
+
+// process takes one batch from decode to acknowledgement.
+func (w *Worker) process(ctx context.Context, batch []jetstream.Msg) {
+	items := make([]*item, len(batch))
+	var envs []domain.Envelope
+	var decided []*item
+	for i, m := range batch {
+		it := &item{msg: m, env: domain.ParseCommand(m.Data())}
+		it.meta, _ = m.Metadata()
+		items[i] = it
+		if it.env.CommandID == "" {
+			// No command id, no idempotency key: the event id derives from the
+			// message's place in the stream, so a redelivery re-publishes the
+			// very same event.
+			o := domain.NewRejected(w.cfg.Source, positionID(it.meta), "", positionTime(it.meta), it.env.Reject)
+			it.outcome = &o
+			continue
+		}
+		envs = append(envs, it.env)
+		decided = append(decided, it)
+	}
+
+	stopBeat := w.heartbeat(batch)
+	defer stopBeat()
+
+	if len(envs) > 0 {
+		outs, err := w.decide(ctx, envs, decided)
+		if err != nil {
+			w.nakAll(batch, err)
+			return
+		}
+		for i, it := range decided {
+			o := outs[i]
+			it.outcome = &o
+		}
+	}
+	w.publishAndAck(ctx, items)
+}
+
+// decide gets outcomes for the envelopes, retrying outages in place and
+// isolating an unexpected failure to the one command that causes it.
+func (w *Worker) decide(ctx context.Context, envs []domain.Envelope, its []*item) ([]domain.Outcome, error) {
+	outs, err := w.retryOutage(ctx, func() ([]domain.Outcome, error) { return w.safeHandle(ctx, envs) })
+	if err == nil || errors.Is(err, errStopping) || errors.Is(err, domain.ErrUnavailable) {
+		return outs, err
+	}
+	if len(envs) > 1 {
+		w.log.Warn("batch failed unexpectedly: deciding its commands one by one", zap.Int("size", len(envs)), zap.Error(err))
+		outs = make([]domain.Outcome, 0, len(envs))
+		for i := range envs {
+			o, err := w.decide(ctx, envs[i:i+1], its[i:i+1])
+			if err != nil {
+				return nil, err
+			}
+			outs = append(outs, o...)
+		}
+		return outs, nil
+	}
+	// One command that fails unexpectedly: retry a bounded number of times,
+	// then give it a 500 internal outcome so it never blocks those behind it.
+	log := w.log.With(its[0].logFields()...)
+	for attempt := 1; ; attempt++ {
+		log.Warn("command failed unexpectedly", zap.Int("attempt", attempt), zap.Error(err))
+		if attempt > w.cfg.PoisonRetries {
+			break
+		}
+		if !w.sleep(ctx, time.Duration(attempt)*200*time.Millisecond) {
+			return nil, errStopping
+		}
+		outs, err = w.retryOutage(ctx, func() ([]domain.Outcome, error) { return w.safeHandle(ctx, envs) })
+		if err == nil || errors.Is(err, errStopping) || errors.Is(err, domain.ErrUnavailable) {
+			return outs, err
+		}
+	}
+	cause := err.Error()
+	log.Error("command is poison: recording 500 internal", zap.String("cause", cause))
+	return w.retryOutage(ctx, func() ([]domain.Outcome, error) {
+		o, err := w.h.StoreInternal(ctx, envs[0].CommandID, "the command could not be processed")
+		if err != nil {
+			return nil, err
+		}
+		return []domain.Outcome{o}, nil
+	})
+}
+
+// safeHandle calls the handler, turning a panic into an unexpected error.
+func (w *Worker) safeHandle(ctx context.Context, envs []domain.Envelope) (outs []domain.Outcome, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("panic: %v\n%s", r, debug.Stack())
+		}
+	}()
+	outs, err = w.h.Handle(ctx, envs)
+	if err == nil && len(outs) != len(envs) {
+		err = fmt.Errorf("handler returned %d outcomes for %d commands", len(outs), len(envs))
+	}
+	return outs, err
+}
+
+// retryOutage calls f until it succeeds or fails with something other than
+// an outage. During an outage it backs off (shared, capped exponential
+// backoff) for at most RetryWindow, then gives up with the outage error so the
+// batch is NAKed with a delay. Shutdown ends the wait with errStopping.
+func (w *Worker) retryOutage(ctx context.Context, f func() ([]domain.Outcome, error)) ([]domain.Outcome, error) {
+	start := time.Now()
+	for {
+		outs, err := f()
+		if err == nil {
+			w.outage.Reset()
+			return outs, nil
+		}
+		if ctx.Err() != nil {
+			return nil, errStopping
+		}
+		if !errors.Is(err, domain.ErrUnavailable) {
+			return nil, err
+		}
+		wait := w.outage.NextBackOff()
+		w.log.Warn("dependency unavailable: backing off", zap.Duration("retry_in", wait), zap.Error(err))
+		if time.Since(start)+wait > w.cfg.RetryWindow {
+			return nil, err
+		}
+		if !w.sleep(ctx, wait) {
+			return nil, errStopping
+		}
+	}
+}
+
+// sleep waits d; false when shutdown or ctx cut it short.
+func (w *Worker) sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	case <-w.stop:
+		return false
+	}
+}
+
+// heartbeat keeps the batch's messages from being redelivered while work on
+// them goes on longer than AckWait.
+func (w *Worker) heartbeat(batch []jetstream.Msg) func() {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(w.cfg.AckWait / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				for _, m := range batch {
+					_ = m.InProgress()
+				}
+			}
+		}
+	}()
+	return func() { close(done); wg.Wait() }
+}
+
+// nakAll hands the batch back: after a delay during an outage, at once when
+// stopping.
+func (w *Worker) nakAll(batch []jetstream.Msg, err error) {
+	delay := time.Duration(0)
+	if !errors.Is(err, errStopping) {
+		delay = w.outage.NextBackOff()
+		w.log.Warn("outage outlasted the retry window: NAK with delay", zap.Int("size", len(batch)),
+			zap.Duration("delay", delay), zap.Error(err))
+	}
+	for _, m := range batch {
+		_ = m.NakWithDelay(delay)
+	}
+}
+
+// publishAndAck publishes every outcome and waits for JetStream's
+// acknowledgements, then acknowledges the commands whose outcome is safely in
+// SIM_EVENTS. A command whose event could not be published is NAKed: its
+// outcome is stored, so its redelivery re-publishes the same event.
+func (w *Worker) publishAndAck(ctx context.Context, items []*item) {
+	pending := items
+	start := time.Now()
+	for len(pending) > 0 {
+		futures := make([]jetstream.PubAckFuture, len(pending))
+		errs := make([]error, len(pending))
+		for i, it := range pending {
+			futures[i], errs[i] = w.js.PublishMsgAsync(eventMsg(*it.outcome), jetstream.WithExpectStream(EventsStream))
+		}
+		var failed []*item
+		var lastErr error
+		for i, it := range pending {
+			if errs[i] == nil {
+				select {
+				case <-futures[i].Ok():
+				case errs[i] = <-futures[i].Err():
+				case <-ctx.Done():
+					errs[i] = errStopping
+				}
+			}
+			if errs[i] != nil {
+				failed, lastErr = append(failed, it), errs[i]
+				continue
+			}
+			w.logOutcome(it)
+			_ = it.msg.Ack()
+		}
+		if len(failed) == 0 {
+			w.outage.Reset()
+			return
+		}
+		pending = failed
+		wait := w.outage.NextBackOff()
+		w.log.Warn("publishing outcomes failed: backing off", zap.Int("count", len(failed)),
+			zap.Duration("retry_in", wait), zap.Error(lastErr))
+		if errors.Is(lastErr, errStopping) || time.Since(start)+wait > w.cfg.RetryWindow || !w.sleep(ctx, wait) {
+			msgs := make([]jetstream.Msg, len(failed))
+			for i, it := range failed {
+				msgs[i] = it.msg
+			}
+			w.nakAll(msgs, fmt.Errorf("%w: nats: %v", domain.ErrUnavailable, lastErr))
+			return
+		}
+	}
+}
+
+func (w *Worker) logOutcome(it *item) {
+	o := it.outcome
+	fields := append(it.logFields(), zap.String("type", o.Type), zap.String("event_id", o.EventID),
+		zap.Int("status", o.Status), zap.Bool("replayed", o.Replayed))
+	if o.Code != "" {
+		fields = append(fields, zap.String("code", string(o.Code)))
+	}
+	if o.SimID != "" {
+		fields = append(fields, zap.String("sim_id", o.SimID))
+	}
+	w.log.Info("outcome published", fields...)
+}
+
+// eventMsg is the NATS message of an outcome: structured-mode CloudEvent,
+// Nats-Msg-Id = event id so JetStream drops a re-publish inside its
+// duplicate window.
+func eventMsg(o domain.Outcome) *nats.Msg {
+	m := nats.NewMsg(o.PublishSubject())
+	m.Data = o.Event
+	m.Header.Set(jetstream.MsgIDHeader, o.EventID)
+	m.Header.Set("Content-Type", "application/cloudevents+json")
+	return m
+}
+
+// positionNamespace scopes the event ids derived from stream positions.
+var positionNamespace = uuid.MustParse("6d1f4a52-8e0b-4a43-9c57-7f0d7b1f3c2e")
+
+// positionID is the event id of a rejection for a message without a valid
+// command id: stable across redeliveries of that message.
+func positionID(meta *jetstream.MsgMetadata) string {
+	if meta == nil {
+		return uuid.Must(uuid.NewV7()).String()
+	}
+	return uuid.NewSHA1(positionNamespace, []byte(meta.Stream+"/"+strconv.FormatUint(meta.Sequence.Stream, 10))).String()
+}
+
+func positionTime(meta *jetstream.MsgMetadata) time.Time {
+	if meta == nil {
+		return time.Now()
+	}
+	return meta.Timestamp
+}

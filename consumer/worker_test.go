@@ -1,0 +1,464 @@
+package consumer_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"simworker/consumer"
+	"simworker/domain"
+	"simworker/repo"
+	"simworker/repo/repotest"
+)
+
+func iccid(n int) string { return fmt.Sprintf("89440000%011d", n) } // 19 digits
+
+// TestCheckTable sends one command per row of the contract's check table
+// (and the order between rows) and asserts the outcome event.
+func TestCheckTable(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.startWorker(consumer.Config{})
+
+	// A taken ICCID for check 7.
+	b.command("c-first", "u-alice", map[string]any{"device_id": "d-1", "iccid": iccid(7)})
+	if e := b.eventFor("c-first"); e.Type != domain.TypeCreated {
+		t.Fatalf("setup command not created: %s", e.raw)
+	}
+
+	tests := []struct {
+		name   string
+		id     string
+		body   string // raw body; empty means built from actor and sim
+		actor  any
+		sim    any
+		status int
+		code   domain.Code
+		fields []string
+	}{
+		{name: "1 body not JSON", body: `this is not json`, status: 400, code: "invalid_argument"},
+		{name: "1 body a JSON array", body: `[1,2]`, status: 400, code: "invalid_argument"},
+		{name: "1 command_id missing", body: `{"actor_id":"u-alice","sim":{}}`, status: 400, code: "invalid_argument"},
+		{name: "1 command_id not a string", body: `{"command_id":5,"actor_id":"u-alice"}`, status: 400, code: "invalid_argument"},
+		{name: "1 command_id too long", body: `{"command_id":"` + strings.Repeat("c", 129) + `"}`, status: 400, code: "invalid_argument"},
+		{name: "2 actor missing beats an invalid sim", id: "c-2a", actor: nil, sim: 5, status: 401, code: "unauthorized"},
+		{name: "2 actor empty", id: "c-2b", actor: "", sim: map[string]any{"device_id": "d-1", "iccid": iccid(20)}, status: 401, code: "unauthorized"},
+		{name: "3 sim not an object", id: "c-3a", actor: "u-alice", sim: "x", status: 400, code: "invalid_argument", fields: []string{"sim"}},
+		{name: "3 every field error listed", id: "c-3b", actor: "u-alice", sim: map[string]any{"iccid": "123", "msisdn": strings.Repeat("1", 21)},
+			status: 400, code: "invalid_argument", fields: []string{"device_id", "iccid", "msisdn"}},
+		{name: "3 invalid sim beats a missing device", id: "c-3c", actor: "u-alice", sim: map[string]any{"device_id": "d-none", "iccid": "1"},
+			status: 400, code: "invalid_argument", fields: []string{"iccid"}},
+		{name: "4 device not found", id: "c-4a", actor: "u-alice", sim: map[string]any{"device_id": "d-none", "iccid": iccid(41)},
+			status: 404, code: "not_found", fields: []string{"device_id"}},
+		{name: "4 missing device beats no permission", id: "c-4b", actor: "u-nobody", sim: map[string]any{"device_id": "d-none", "iccid": iccid(42)},
+			status: 404, code: "not_found", fields: []string{"device_id"}},
+		{name: "5 unknown actor", id: "c-5a", actor: "u-nobody", sim: map[string]any{"device_id": "d-1", "iccid": iccid(51)}, status: 401, code: "unauthorized"},
+		{name: "5 actor with another permission only", id: "c-5b", actor: "u-bob", sim: map[string]any{"device_id": "d-1", "iccid": iccid(52)}, status: 401, code: "unauthorized"},
+		{name: "5 grant on another tree", id: "c-5c", actor: "u-gina", sim: map[string]any{"device_id": "d-1", "iccid": iccid(53)}, status: 401, code: "unauthorized"},
+		{name: "5 grant on a descendant does not cover the parent", id: "c-5d", actor: "u-eve", sim: map[string]any{"device_id": "d-1", "iccid": iccid(54)}, status: 401, code: "unauthorized"},
+		{name: "5 no permission beats a bad MNO integration", id: "c-5e", actor: "u-bob", sim: map[string]any{"device_id": "d-1", "iccid": iccid(55), "mno_integration_id": "m-none"}, status: 401, code: "unauthorized"},
+		{name: "6 MNO integration not found", id: "c-6a", actor: "u-alice", sim: map[string]any{"device_id": "d-1", "iccid": iccid(61), "mno_integration_id": "m-none"},
+			status: 404, code: "not_found", fields: []string{"mno_integration_id"}},
+		{name: "6 MNO integration of another tree", id: "c-6b", actor: "u-alice", sim: map[string]any{"device_id": "d-1", "iccid": iccid(62), "mno_integration_id": "m-globex"},
+			status: 404, code: "not_found", fields: []string{"mno_integration_id"}},
+		{name: "6 MNO integration of a descendant company", id: "c-6c", actor: "u-alice", sim: map[string]any{"device_id": "d-1", "iccid": iccid(63), "mno_integration_id": "m-acme-eu"},
+			status: 404, code: "not_found", fields: []string{"mno_integration_id"}},
+		{name: "6 bad MNO integration beats a taken ICCID", id: "c-6d", actor: "u-alice", sim: map[string]any{"device_id": "d-1", "iccid": iccid(7), "mno_integration_id": "m-none"},
+			status: 404, code: "not_found", fields: []string{"mno_integration_id"}},
+		{name: "7 ICCID taken", id: "c-7a", actor: "u-alice", sim: map[string]any{"device_id": "d-1", "iccid": iccid(7)},
+			status: 400, code: "already_exists", fields: []string{"iccid"}},
+		{name: "created: grant on the parent", id: "c-ok1", actor: "u-alice", sim: map[string]any{"device_id": "d-1", "iccid": iccid(101)}, status: 201},
+		{name: "created: grant on the grandparent", id: "c-ok2", actor: "u-alice", sim: map[string]any{"device_id": "d-eu", "iccid": iccid(102)}, status: 201},
+		{name: "created: grant on the company itself", id: "c-ok3", actor: "u-eve", sim: map[string]any{"device_id": "d-eu", "iccid": iccid(103)}, status: 201},
+		{name: "created: MNO integration of an ancestor", id: "c-ok4", actor: "u-alice", sim: map[string]any{"device_id": "d-eu", "iccid": iccid(104), "mno_integration_id": "m-reseller"}, status: 201},
+		{name: "created: MNO integration of the company", id: "c-ok5", actor: "u-alice", sim: map[string]any{"device_id": "d-1", "iccid": iccid(105), "mno_integration_id": "m-acme"}, status: 201},
+	}
+	for i := range tests {
+		tt := &tests[i]
+		if tt.body == "" {
+			m := map[string]any{"command_id": tt.id, "sim": tt.sim}
+			if tt.actor != nil {
+				m["actor_id"] = tt.actor
+			}
+			raw, _ := json.Marshal(m)
+			tt.body = string(raw)
+		}
+		b.publish(tt.body, "")
+	}
+	all := b.waitEvents(1 + len(tests))
+	// Events without a command id are matched by their message: one each.
+	var noID []event
+	for _, e := range all {
+		if e.CommandID == "" {
+			noID = append(noID, e)
+		}
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var e event
+			if tt.id == "" {
+				if len(noID) == 0 {
+					t.Fatal("no event without a command id left")
+				}
+				e, noID = noID[0], noID[1:]
+				if e.Subject != "" {
+					t.Fatalf("subject %q on an event without a command id", e.Subject)
+				}
+			} else {
+				e = b.eventFor(tt.id)
+			}
+			if e.SpecVersion != "1.0" || e.Source != "simworker" || e.DataContentType != "application/json" ||
+				e.MsgID != e.ID || e.ID == "" {
+				t.Fatalf("envelope attributes: %s (msg id %q)", e.raw, e.MsgID)
+			}
+			if _, err := time.Parse(time.RFC3339Nano, e.Time); err != nil {
+				t.Fatalf("time %q: %v", e.Time, err)
+			}
+			if tt.status == 201 {
+				if e.Type != domain.TypeCreated {
+					t.Fatalf("want created, got %s", e.raw)
+				}
+				if e.Subject != e.sim(t)["id"] {
+					t.Fatalf("subject %q is not the SIM id", e.Subject)
+				}
+				return
+			}
+			if e.Type != domain.TypeRejected {
+				t.Fatalf("want rejected, got %s", e.raw)
+			}
+			r := e.rejection(t)
+			if r.Status != tt.status || r.Code != tt.code || r.CommandID != tt.id || e.CommandID != tt.id {
+				t.Fatalf("got %d %s for %q, want %d %s: %s", r.Status, r.Code, r.CommandID, tt.status, tt.code, e.raw)
+			}
+			if tt.id != "" && e.Subject != tt.id {
+				t.Fatalf("subject %q, want the command id", e.Subject)
+			}
+			if r.Errors == nil {
+				t.Fatal("errors must be an array")
+			}
+			var fields []string
+			for _, f := range r.Errors {
+				fields = append(fields, f.Field)
+			}
+			if strings.Join(fields, ",") != strings.Join(tt.fields, ",") {
+				t.Fatalf("fields %v, want %v", fields, tt.fields)
+			}
+		})
+	}
+	b.drained()
+	if got, want := b.count(`SELECT count(*) FROM sims`), 6; got != want {
+		t.Fatalf("sims rows = %d, want %d", got, want)
+	}
+}
+
+// TestCreatedRecord checks the stored record and the event data: company
+// inherited from the device, defaults, server-managed fields ignored, exact
+// metadata numbers.
+func TestCreatedRecord(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.startWorker(consumer.Config{Source: "urn:test"})
+	b.publish(`{"command_id":"c-rec","actor_id":"u-alice","sim":{"device_id":"d-eu","iccid":"`+iccid(1)+`",
+	  "company_id":"co-globex","id":"not-a-uuid","sim_barred":true,"ctd_data_usage":99,"created_by":"mallory","colour":"red",
+	  "msisdn":"4915112345678","rate_plan":"Flex 1GB",
+	  "sim_metadata":{"big":12345678901234567890,"tenth":0.1,"nested":{"list":[1,2.50,"x"]}}}}`, "c-rec")
+	e := b.eventFor("c-rec")
+	if e.Type != domain.TypeCreated || e.Source != "urn:test" {
+		t.Fatalf("event: %s", e.raw)
+	}
+	d := e.sim(t)
+	want := map[string]any{
+		"company_id": "co-acme-eu", "device_id": "d-eu", "iccid": iccid(1), "status": "inactive",
+		"msisdn": "4915112345678", "rate_plan": "Flex 1GB", "communication_plan": nil, "mno_integration_id": nil,
+		"ctd_data_usage": json.Number("0"), "ctd_sms_usage": json.Number("0"), "included_usage": json.Number("0"),
+		"overage_limit_reached": false, "sim_barred": false, "last_sync_at": nil,
+		"created_by": "u-alice", "updated_by": "u-alice",
+	}
+	for k, v := range want {
+		if d[k] != v {
+			t.Errorf("data.%s = %#v, want %#v", k, d[k], v)
+		}
+	}
+	if _, err := uuid.Parse(d["id"].(string)); err != nil {
+		t.Errorf("id %v is not a UUID", d["id"])
+	}
+	if d["created_at"] != d["updated_at"] {
+		t.Errorf("updated_at %v != created_at %v", d["updated_at"], d["created_at"])
+	}
+	md := d["sim_metadata"].(map[string]any)
+	if md["big"] != json.Number("12345678901234567890") || md["tenth"] != json.Number("0.1") {
+		t.Errorf("metadata numbers not exact: %s", e.Data)
+	}
+	// The stored row says the same.
+	var big, tenth, company string
+	if err := b.pool.QueryRow(context.Background(),
+		`SELECT sim_metadata->>'big', sim_metadata->>'tenth', company_id FROM sims WHERE iccid = $1`, iccid(1)).
+		Scan(&big, &tenth, &company); err != nil {
+		t.Fatal(err)
+	}
+	if big != "12345678901234567890" || tenth != "0.1" || company != "co-acme-eu" {
+		t.Fatalf("stored: big=%s tenth=%s company=%s", big, tenth, company)
+	}
+}
+
+// TestReplayAndRedelivery: the same command delivered again (a replay past
+// the duplicate window, or a redelivery) re-publishes the stored outcome
+// unchanged and creates nothing; a different payload under the same command
+// id gets the original outcome.
+func TestReplayAndRedelivery(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.startWorker(consumer.Config{})
+	cmd := `{"command_id":"c-r","actor_id":"u-alice","sim":{"device_id":"d-1","iccid":"` + iccid(5) + `"}}`
+	b.publish(cmd, "first")
+	first := b.eventFor("c-r")
+	// Distinct Nats-Msg-Ids so JetStream's duplicate window lets them in.
+	b.publish(cmd, "second")
+	b.publish(`{"command_id":"c-r","actor_id":"u-bob","sim":{"device_id":"d-1","iccid":"1"}}`, "third")
+	all := b.waitEvents(3)
+	for _, e := range all {
+		if e.ID != first.ID || string(e.raw) != string(first.raw) {
+			t.Fatalf("re-published outcome differs:\n%s\n%s", first.raw, e.raw)
+		}
+	}
+	b.drained()
+	if n := b.count(`SELECT count(*) FROM sims`); n != 1 {
+		t.Fatalf("sims rows = %d, want 1", n)
+	}
+	// JetStream kept one copy: the re-publishes carried the same Nats-Msg-Id.
+	if got := b.streamEvents(); len(got) != 1 {
+		t.Fatalf("SIM_EVENTS holds %d events, want 1", len(got))
+	}
+
+	// A rejected command is stored too: fixing the payload does not change it.
+	b.publish(`{"command_id":"c-bad","actor_id":"u-alice","sim":{"device_id":"d-1","iccid":"123"}}`, "")
+	bad := b.eventFor("c-bad")
+	b.publish(`{"command_id":"c-bad","actor_id":"u-alice","sim":{"device_id":"d-1","iccid":"`+iccid(6)+`"}}`, "")
+	again := b.waitEvents(5)[4]
+	if again.ID != bad.ID || again.Type != domain.TypeRejected {
+		t.Fatalf("same command id, new payload: got %s, want the original %s", again.raw, bad.raw)
+	}
+}
+
+// TestOutcomeStoredBeforeCrash: a worker that stored an outcome and died
+// before publishing it leaves the redelivery to publish that very outcome.
+func TestOutcomeStoredBeforeCrash(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	body := `{"command_id":"c-crash","actor_id":"u-alice","sim":{"device_id":"d-1","iccid":"` + iccid(9) + `"}}`
+	store := repo.NewStore(b.pool, "")
+	outs, err := store.Handle(context.Background(), []domain.Envelope{domain.ParseCommand([]byte(body))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.publish(body, "c-crash")
+	b.startWorker(consumer.Config{})
+	e := b.eventFor("c-crash")
+	if e.ID != outs[0].EventID || string(e.raw) != string(outs[0].Event) {
+		t.Fatalf("published %s, stored %s", e.raw, outs[0].Event)
+	}
+	b.drained()
+	if n := b.count(`SELECT count(*) FROM sims`); n != 1 {
+		t.Fatalf("sims rows = %d", n)
+	}
+}
+
+// TestNoCommandIDEventIsStable: a body without a command id gets a rejection
+// whose id derives from its stream position, distinct per message.
+func TestNoCommandIDEventIsStable(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.startWorker(consumer.Config{})
+	b.publish(`garbage`, "")
+	b.publish(`garbage`, "")
+	all := b.waitEvents(2)
+	if all[0].ID == all[1].ID {
+		t.Fatal("two messages without command id share an event id")
+	}
+	for _, e := range all {
+		if e.CommandID != "" || e.Subject != "" || e.rejection(t).Code != domain.CodeInvalidArgument {
+			t.Fatalf("event %s", e.raw)
+		}
+	}
+}
+
+// TestTwoWorkersOneOutcomeEach: two workers on the durable consumer, a mixed
+// batch with ICCID clashes and repeated commands: every command gets exactly
+// one distinct outcome, every ICCID is stored once.
+func TestTwoWorkersOneOutcomeEach(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.startWorker(consumer.Config{BatchSize: 7})
+	b.startWorker(consumer.Config{BatchSize: 13})
+	const n = 300
+	for i := 0; i < n; i++ {
+		// 1 in 3 reuses an earlier ICCID; 1 in 10 is invalid.
+		ic := iccid(i)
+		if i%3 == 2 {
+			ic = iccid(i - 1)
+		}
+		if i%10 == 9 {
+			ic = "bad"
+		}
+		id := fmt.Sprintf("c-%03d", i)
+		b.command(id, "u-alice", map[string]any{"device_id": "d-1", "iccid": ic})
+		if i%25 == 0 { // the same command again, outside JetStream de-duplication
+			b.publish(fmt.Sprintf(`{"command_id":%q,"actor_id":"u-alice","sim":{"device_id":"d-1","iccid":%q}}`, id, ic), id+"-again")
+		}
+	}
+	b.drained()
+	ids := map[string]map[string]bool{}
+	created := 0
+	for _, e := range b.streamEvents() {
+		if ids[e.CommandID] == nil {
+			ids[e.CommandID] = map[string]bool{}
+		}
+		ids[e.CommandID][e.ID] = true
+		if e.Type == domain.TypeCreated {
+			created++
+		}
+	}
+	if len(ids) != n {
+		t.Fatalf("%d commands have outcomes, want %d", len(ids), n)
+	}
+	for id, evs := range ids {
+		if len(evs) != 1 {
+			t.Fatalf("command %s has %d distinct outcomes", id, len(evs))
+		}
+	}
+	if rows := b.count(`SELECT count(*) FROM sims`); rows != created {
+		t.Fatalf("sims rows %d, created events %d", rows, created)
+	}
+	if d := b.count(`SELECT count(*) FROM (SELECT iccid FROM sims GROUP BY iccid HAVING count(*) > 1) x`); d != 0 {
+		t.Fatalf("%d ICCIDs stored twice", d)
+	}
+}
+
+// TestRaceOnOneICCID: many commands for one ICCID, decided concurrently by
+// two workers and by concurrent transactions: exactly one is created.
+func TestRaceOnOneICCID(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.startWorker(consumer.Config{BatchSize: 1})
+	b.startWorker(consumer.Config{BatchSize: 1})
+	const n = 40
+	for i := 0; i < n; i++ {
+		b.command(fmt.Sprintf("c-race-%d", i), "u-alice", map[string]any{"device_id": "d-1", "iccid": iccid(77)})
+	}
+	b.drained()
+	created, exists := 0, 0
+	for _, e := range b.streamEvents() {
+		switch {
+		case e.Type == domain.TypeCreated:
+			created++
+		case e.rejection(t).Code == domain.CodeAlreadyExists:
+			exists++
+		}
+	}
+	if created != 1 || exists != n-1 {
+		t.Fatalf("created %d, already_exists %d; want 1 and %d", created, exists, n-1)
+	}
+
+	// The same race straight at the store: transactions that overlap.
+	store := repo.NewStore(b.pool, "")
+	var wg sync.WaitGroup
+	results := make([]domain.Outcome, 16)
+	for i := range results {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			env := domain.ParseCommand([]byte(fmt.Sprintf(
+				`{"command_id":"tx-%d","actor_id":"u-alice","sim":{"device_id":"d-1","iccid":%q}}`, i, iccid(88))))
+			outs, err := store.Handle(context.Background(), []domain.Envelope{env})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			results[i] = outs[0]
+		}()
+	}
+	wg.Wait()
+	created = 0
+	for _, o := range results {
+		if o.Type == domain.TypeCreated {
+			created++
+		} else if o.Code != domain.CodeAlreadyExists {
+			t.Fatalf("unexpected outcome %+v", o)
+		}
+	}
+	if created != 1 {
+		t.Fatalf("created %d of one ICCID", created)
+	}
+}
+
+// TestGracefulStop: Run returns nil on cancel, and commands published after
+// it stopped wait for the next worker.
+func TestGracefulStop(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	stop := b.startWorker(consumer.Config{})
+	b.command("c-before", "u-alice", map[string]any{"device_id": "d-1", "iccid": iccid(1)})
+	b.eventFor("c-before")
+	if err := stop(); err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+	b.command("c-after", "u-alice", map[string]any{"device_id": "d-1", "iccid": iccid(2)})
+	time.Sleep(200 * time.Millisecond)
+	if got := len(b.waitEvents(1)); got != 1 {
+		t.Fatalf("%d events after stop, want 1", got)
+	}
+	b.startWorker(consumer.Config{})
+	if e := b.eventFor("c-after"); e.Type != domain.TypeCreated {
+		t.Fatalf("after restart: %s", e.raw)
+	}
+}
+
+// TestPostgresOutageIsNotAnOutcome: commands sent while the database refuses
+// work wait and then succeed; none is rejected for the outage.
+func TestPostgresOutageIsNotAnOutcome(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	// Refuse connections to this test's database only.
+	dbName := b.dbURL[strings.LastIndex(b.dbURL, "/")+1:]
+	if i := strings.IndexByte(dbName, '?'); i >= 0 {
+		dbName = dbName[:i]
+	}
+	admin, err := pgx.Connect(ctx, repotest.ServerURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(ctx)
+	if _, err := admin.Exec(ctx, `ALTER DATABASE `+dbName+` WITH ALLOW_CONNECTIONS false`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.Exec(ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1`, dbName); err != nil {
+		t.Fatal(err)
+	}
+	b.startWorker(consumer.Config{RetryWindow: 500 * time.Millisecond, MaxBackoff: 200 * time.Millisecond})
+	for i := 0; i < 5; i++ {
+		b.command(fmt.Sprintf("c-out-%d", i), "u-alice", map[string]any{"device_id": "d-1", "iccid": iccid(300 + i)})
+	}
+	time.Sleep(1500 * time.Millisecond)
+	b.mu.Lock()
+	early := len(b.events)
+	b.mu.Unlock()
+	if early != 0 {
+		t.Fatalf("%d outcomes published while the database was down", early)
+	}
+	if _, err := admin.Exec(ctx, `ALTER DATABASE `+dbName+` WITH ALLOW_CONNECTIONS true`); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 5; i++ {
+		if e := b.eventFor(fmt.Sprintf("c-out-%d", i)); e.Type != domain.TypeCreated {
+			t.Fatalf("after the outage: %s", e.raw)
+		}
+	}
+}

@@ -1,0 +1,259 @@
+package domain
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+)
+
+const validICCID = "8944500102198304826" // 19 digits
+
+// body builds a command body with sim fields merged over a valid default.
+func body(t *testing.T, sim map[string]any) string {
+	t.Helper()
+	s := map[string]any{"device_id": "d-1", "iccid": validICCID}
+	for k, v := range sim {
+		if v == nil {
+			delete(s, k)
+			continue
+		}
+		s[k] = v
+	}
+	b, err := json.Marshal(map[string]any{"command_id": "c-1", "actor_id": "u-1", "sim": s})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// raw is a JSON literal inserted as is.
+type raw string
+
+func (r raw) MarshalJSON() ([]byte, error) { return []byte(r), nil }
+
+func TestSimInputRules(t *testing.T) {
+	t.Parallel()
+	metadata := func(n int) raw {
+		parts := make([]string, n)
+		for i := range parts {
+			parts[i] = fmt.Sprintf(`"k%d":%d`, i, i)
+		}
+		return raw("{" + strings.Join(parts, ",") + "}")
+	}
+	tests := []struct {
+		name   string
+		sim    map[string]any
+		fields []string // fields at fault; empty means valid
+	}{
+		{"valid minimal", nil, nil},
+		{"iccid 17 digits", map[string]any{"iccid": strings.Repeat("1", 17)}, []string{"iccid"}},
+		{"iccid 18 digits", map[string]any{"iccid": strings.Repeat("1", 18)}, nil},
+		{"iccid 22 digits", map[string]any{"iccid": strings.Repeat("1", 22)}, nil},
+		{"iccid 23 digits", map[string]any{"iccid": strings.Repeat("1", 23)}, []string{"iccid"}},
+		{"iccid with a space", map[string]any{"iccid": "894450010219830482 6"}, []string{"iccid"}},
+		{"iccid padded is not trimmed", map[string]any{"iccid": " " + validICCID}, []string{"iccid"}},
+		{"iccid arabic-indic digits", map[string]any{"iccid": strings.Repeat("٣", 19)}, []string{"iccid"}},
+		{"iccid fullwidth digits", map[string]any{"iccid": strings.Repeat("１", 19)}, []string{"iccid"}},
+		{"iccid letter", map[string]any{"iccid": "89445001021983048A6"}, []string{"iccid"}},
+		{"iccid number type", map[string]any{"iccid": raw("8944500102198304826")}, []string{"iccid"}},
+		{"iccid missing", map[string]any{"iccid": nil}, []string{"iccid"}},
+		{"iccid null", map[string]any{"iccid": raw("null")}, []string{"iccid"}},
+		{"iccid empty", map[string]any{"iccid": ""}, []string{"iccid"}},
+		{"device_id missing", map[string]any{"device_id": nil}, []string{"device_id"}},
+		{"device_id empty", map[string]any{"device_id": ""}, []string{"device_id"}},
+		{"device_id number", map[string]any{"device_id": 7}, []string{"device_id"}},
+		{"device_id NUL", map[string]any{"device_id": "d\u0000"}, []string{"device_id"}},
+		{"msisdn 20", map[string]any{"msisdn": strings.Repeat("1", 20)}, nil},
+		{"msisdn 21", map[string]any{"msisdn": strings.Repeat("1", 21)}, []string{"msisdn"}},
+		{"msisdn 20 multibyte characters", map[string]any{"msisdn": strings.Repeat("é", 20)}, nil},
+		{"msisdn 21 multibyte characters", map[string]any{"msisdn": strings.Repeat("é", 21)}, []string{"msisdn"}},
+		{"msisdn number", map[string]any{"msisdn": 4915112345678}, []string{"msisdn"}},
+		{"msisdn null", map[string]any{"msisdn": raw("null")}, nil},
+		{"status 30", map[string]any{"status": strings.Repeat("s", 30)}, nil},
+		{"status 31", map[string]any{"status": strings.Repeat("s", 31)}, []string{"status"}},
+		{"status 30 emoji", map[string]any{"status": strings.Repeat("😀", 30)}, nil},
+		{"status 31 emoji", map[string]any{"status": strings.Repeat("😀", 31)}, []string{"status"}},
+		{"status open set", map[string]any{"status": "retired"}, nil},
+		{"status bool", map[string]any{"status": true}, []string{"status"}},
+		{"communication_plan 255", map[string]any{"communication_plan": strings.Repeat("p", 255)}, nil},
+		{"communication_plan 256", map[string]any{"communication_plan": strings.Repeat("p", 256)}, []string{"communication_plan"}},
+		{"rate_plan 255", map[string]any{"rate_plan": strings.Repeat("ж", 255)}, nil},
+		{"rate_plan 256", map[string]any{"rate_plan": strings.Repeat("ж", 256)}, []string{"rate_plan"}},
+		{"rate_plan object", map[string]any{"rate_plan": map[string]any{}}, []string{"rate_plan"}},
+		{"mno_integration_id number", map[string]any{"mno_integration_id": 1}, []string{"mno_integration_id"}},
+		{"metadata 50 keys", map[string]any{"sim_metadata": metadata(50)}, nil},
+		{"metadata 51 keys", map[string]any{"sim_metadata": metadata(51)}, []string{"sim_metadata"}},
+		{"metadata repeated key counts once", map[string]any{"sim_metadata": raw(strings.TrimSuffix(string(metadata(50)), "}") + `,"k0":1}`)}, nil},
+		{"metadata array", map[string]any{"sim_metadata": raw(`[1,2]`)}, []string{"sim_metadata"}},
+		{"metadata string", map[string]any{"sim_metadata": "{}"}, []string{"sim_metadata"}},
+		{"metadata number", map[string]any{"sim_metadata": 5}, []string{"sim_metadata"}},
+		{"metadata nested", map[string]any{"sim_metadata": raw(`{"a":{"b":[1,{"c":null}]},"n":1e3}`)}, nil},
+		{"metadata NUL in value", map[string]any{"sim_metadata": raw(`{"a":"x\u0000"}`)}, []string{"sim_metadata"}},
+		{"metadata NUL in key", map[string]any{"sim_metadata": raw(`{"a\u0000":1}`)}, []string{"sim_metadata"}},
+		{"metadata escaped backslash u0000 is fine", map[string]any{"sim_metadata": raw(`{"a":"\\u0000"}`)}, nil},
+		{"metadata number too large for numeric", map[string]any{"sim_metadata": raw(`{"a":1e200000}`)}, []string{"sim_metadata"}},
+		{"metadata number too precise for numeric", map[string]any{"sim_metadata": raw(`{"a":1e-16384}`)}, []string{"sim_metadata"}},
+		{"metadata number at numeric scale limit", map[string]any{"sim_metadata": raw(`{"a":1e-16383}`)}, nil},
+		{"metadata huge exponent", map[string]any{"sim_metadata": raw(`{"a":1e99999999999999999999}`)}, []string{"sim_metadata"}},
+		{"read-only fields ignored", map[string]any{"id": "x", "company_id": 5, "ctd_data_usage": "lots", "sim_barred": "yes",
+			"created_at": 1, "created_by": []int{1}, "updated_at": nil, "updated_by": true, "last_sync_at": "x",
+			"ctd_sms_usage": 1, "included_usage": 1, "overage_limit_reached": 1}, nil},
+		{"unknown fields ignored", map[string]any{"colour": "red", "nested": map[string]any{"a": 1}}, nil},
+		{"every error at once", map[string]any{"device_id": nil, "iccid": "1", "msisdn": 5, "status": strings.Repeat("s", 31),
+			"communication_plan": 1, "rate_plan": 1, "mno_integration_id": false, "sim_metadata": "x"},
+			[]string{"device_id", "mno_integration_id", "iccid", "msisdn", "status", "communication_plan", "rate_plan", "sim_metadata"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			env := ParseCommand([]byte(body(t, tt.sim)))
+			if env.CommandID != "c-1" {
+				t.Fatalf("command id = %q", env.CommandID)
+			}
+			if len(tt.fields) == 0 {
+				if env.Reject != nil {
+					t.Fatalf("rejected: %+v", env.Reject)
+				}
+				return
+			}
+			if env.Reject == nil {
+				t.Fatalf("accepted, want errors on %v", tt.fields)
+			}
+			if env.Reject.Code != CodeInvalidArgument || env.Reject.Code.Status() != 400 {
+				t.Fatalf("code = %s", env.Reject.Code)
+			}
+			var got []string
+			for _, f := range env.Reject.Fields {
+				got = append(got, f.Field)
+				if f.Reason == "" {
+					t.Errorf("field %s has no reason", f.Field)
+				}
+			}
+			if strings.Join(got, ",") != strings.Join(tt.fields, ",") {
+				t.Fatalf("fields = %v, want %v", got, tt.fields)
+			}
+		})
+	}
+}
+
+func TestDefaults(t *testing.T) {
+	t.Parallel()
+	for _, b := range []string{
+		`{"command_id":"c","actor_id":"a","sim":{"device_id":"d","iccid":"` + validICCID + `"}}`,
+		`{"command_id":"c","actor_id":"a","sim":{"device_id":"d","iccid":"` + validICCID + `","status":null,"sim_metadata":null,"msisdn":null}}`,
+	} {
+		env := ParseCommand([]byte(b))
+		if env.Reject != nil {
+			t.Fatalf("%s: rejected %+v", b, env.Reject)
+		}
+		in := env.Command.Sim
+		if in.Status != "inactive" || string(in.SimMetadata) != "{}" || in.MSISDN != nil || in.MNOIntegrationID != nil ||
+			in.CommunicationPlan != nil || in.RatePlan != nil {
+			t.Fatalf("defaults not applied: %+v", in)
+		}
+	}
+}
+
+func TestMetadataKeepsNumbersExactly(t *testing.T) {
+	t.Parallel()
+	env := ParseCommand([]byte(`{"command_id":"c","actor_id":"a","sim":{"device_id":"d","iccid":"` + validICCID +
+		`","sim_metadata":{ "big" : 12345678901234567890, "tenth": 0.1 }}}`))
+	if env.Reject != nil {
+		t.Fatal(env.Reject)
+	}
+	if got := string(env.Command.Sim.SimMetadata); got != `{"big":12345678901234567890,"tenth":0.1}` {
+		t.Fatalf("metadata = %s", got)
+	}
+}
+
+func TestEnvelopeChecksInOrder(t *testing.T) {
+	t.Parallel()
+	long := strings.Repeat("x", 129)
+	tests := []struct {
+		name      string
+		body      string
+		commandID string
+		code      Code
+		fields    []string
+	}{
+		{"not JSON", `hello`, "", CodeInvalidArgument, nil},
+		{"truncated JSON", `{"command_id":"c-1"`, "", CodeInvalidArgument, nil},
+		{"invalid UTF-8", "{\"command_id\":\"c-\xff\"}", "", CodeInvalidArgument, nil},
+		{"empty body", ``, "", CodeInvalidArgument, nil},
+		{"JSON array", `[{"command_id":"c-1"}]`, "", CodeInvalidArgument, nil},
+		{"JSON null", `null`, "", CodeInvalidArgument, nil},
+		{"command_id missing", `{"actor_id":"u"}`, "", CodeInvalidArgument, nil},
+		{"command_id number", `{"command_id":12,"actor_id":"u"}`, "", CodeInvalidArgument, nil},
+		{"command_id empty", `{"command_id":"","actor_id":"u"}`, "", CodeInvalidArgument, nil},
+		{"command_id 129 characters", `{"command_id":"` + long + `","actor_id":"u"}`, "", CodeInvalidArgument, nil},
+		{"command_id 128 multibyte characters", `{"command_id":"` + strings.Repeat("é", 128) + `"}`, strings.Repeat("é", 128), CodeUnauthorized, nil},
+		{"actor_id missing beats a bad sim", `{"command_id":"c-1","sim":5}`, "c-1", CodeUnauthorized, nil},
+		{"actor_id empty", `{"command_id":"c-1","actor_id":"","sim":{}}`, "c-1", CodeUnauthorized, nil},
+		{"actor_id number", `{"command_id":"c-1","actor_id":7,"sim":{}}`, "c-1", CodeUnauthorized, nil},
+		{"sim missing", `{"command_id":"c-1","actor_id":"u"}`, "c-1", CodeInvalidArgument, []string{"sim"}},
+		{"sim array", `{"command_id":"c-1","actor_id":"u","sim":[]}`, "c-1", CodeInvalidArgument, []string{"sim"}},
+		{"sim null", `{"command_id":"c-1","actor_id":"u","sim":null}`, "c-1", CodeInvalidArgument, []string{"sim"}},
+		{"sim empty object", `{"command_id":"c-1","actor_id":"u","sim":{}}`, "c-1", CodeInvalidArgument, []string{"device_id", "iccid"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			env := ParseCommand([]byte(tt.body))
+			if env.CommandID != tt.commandID {
+				t.Fatalf("command id = %q, want %q", env.CommandID, tt.commandID)
+			}
+			if env.Reject == nil || env.Reject.Code != tt.code {
+				t.Fatalf("reject = %+v, want code %s", env.Reject, tt.code)
+			}
+			var got []string
+			for _, f := range env.Reject.Fields {
+				got = append(got, f.Field)
+			}
+			if strings.Join(got, ",") != strings.Join(tt.fields, ",") {
+				t.Fatalf("fields = %v, want %v", got, tt.fields)
+			}
+		})
+	}
+}
+
+func TestRejectedEventShape(t *testing.T) {
+	t.Parallel()
+	env := ParseCommand([]byte(`{"command_id":"c-0002","actor_id":"u","sim":{"device_id":"d","iccid":"12"}}`))
+	o := NewRejected("simworker", "e-1", env.CommandID, time.Now(), env.Reject)
+	var ev struct {
+		CloudEvent
+		Data Rejection `json:"data"`
+	}
+	if err := json.Unmarshal(o.Event, &ev); err != nil {
+		t.Fatal(err)
+	}
+	if ev.SpecVersion != "1.0" || ev.Type != "sim.rejected" || ev.Subject != "c-0002" || ev.CommandID != "c-0002" ||
+		ev.DataContentType != "application/json" || ev.Data.Status != 400 || ev.Data.Code != CodeInvalidArgument ||
+		len(ev.Data.Errors) != 1 || ev.Data.Errors[0].Field != "iccid" || ev.Data.Message != "iccid: must be 18 to 22 digits" {
+		t.Fatalf("event = %s", o.Event)
+	}
+
+	noID := NewRejected("simworker", "e-2", "", time.Now(), &Error{Code: CodeInvalidArgument, Message: "x"})
+	var m map[string]any
+	if err := json.Unmarshal(noID.Event, &m); err != nil {
+		t.Fatal(err)
+	}
+	if _, has := m["subject"]; has {
+		t.Fatalf("subject present without a command id: %s", noID.Event)
+	}
+	if errs, ok := m["data"].(map[string]any)["errors"].([]any); !ok || len(errs) != 0 {
+		t.Fatalf("errors must be [] : %s", noID.Event)
+	}
+}
+
+func TestErrorCode(t *testing.T) {
+	t.Parallel()
+	if ErrorCode(fmt.Errorf("wrapped: %w", &Error{Code: CodeNotFound})) != CodeNotFound {
+		t.Fatal("wrapped domain error lost its code")
+	}
+	if ErrorCode(fmt.Errorf("boom")) != CodeInternal {
+		t.Fatal("unknown error must be internal")
+	}
+}

@@ -1,0 +1,82 @@
+// Package domain is the vocabulary of the SIM worker: the Create-SIM command,
+// the SimInput rules, the stored SIM, the two outcome events and the error
+// codes of the contract. It imports only the standard library; repo/ and
+// consumer/ depend on it, never the reverse.
+package domain
+
+import (
+	"errors"
+	"strings"
+)
+
+// Code is the machine-readable rejection code carried in sim.rejected data.
+type Code string
+
+// The rejection codes of the contract's check table.
+const (
+	CodeInvalidArgument Code = "invalid_argument"
+	CodeUnauthorized    Code = "unauthorized"
+	CodeNotFound        Code = "not_found"
+	CodeAlreadyExists   Code = "already_exists"
+	CodeInternal        Code = "internal"
+)
+
+// Status is the HTTP-style status the seed API uses for a code.
+func (c Code) Status() int {
+	switch c {
+	case CodeInvalidArgument, CodeAlreadyExists:
+		return 400
+	case CodeUnauthorized:
+		return 401
+	case CodeNotFound:
+		return 404
+	default:
+		return 500
+	}
+}
+
+// FieldError names one field at fault and why.
+type FieldError struct {
+	Field  string `json:"field"`
+	Reason string `json:"reason"`
+}
+
+// Error is the one error type of the domain: a code, a human message and the
+// fields at fault (possibly none).
+type Error struct {
+	Code    Code
+	Message string
+	Fields  []FieldError
+}
+
+func (e *Error) Error() string { return string(e.Code) + ": " + e.Message }
+
+// Errorf builds an Error about a single field.
+func fieldError(code Code, field, reason string) *Error {
+	return &Error{Code: code, Message: field + ": " + reason, Fields: []FieldError{{Field: field, Reason: reason}}}
+}
+
+// fieldsError builds an invalid_argument Error listing every field at fault,
+// its message joining them in order.
+func fieldsError(fields []FieldError) *Error {
+	parts := make([]string, len(fields))
+	for i, f := range fields {
+		parts[i] = f.Field + ": " + f.Reason
+	}
+	return &Error{Code: CodeInvalidArgument, Message: strings.Join(parts, "; "), Fields: fields}
+}
+
+// ErrorCode returns the code of err when it is (or wraps) an *Error, and
+// CodeInternal for anything else: an unknown failure is never a client's fault.
+func ErrorCode(err error) Code {
+	var de *Error
+	if errors.As(err, &de) {
+		return de.Code
+	}
+	return CodeInternal
+}
+
+// ErrUnavailable marks a failure of a dependency (PostgreSQL, NATS) that
+// retrying can cure. Such a failure is never an outcome: the worker backs off
+// and tries again. Wrap it with fmt.Errorf("%w: ...", ErrUnavailable).
+var ErrUnavailable = errors.New("dependency unavailable")

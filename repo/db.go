@@ -1,0 +1,110 @@
+// Package repo is the worker's PostgreSQL side, through pgx/v5: migrations,
+// the one transaction that decides a batch of commands, and the reference
+// data fixtures. Driver errors are translated here, once.
+package repo
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"syscall"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/tern/v2/migrate"
+
+	"simworker/domain"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Open connects a pool to url (a libpq URL or key=value string; TLS settings
+// such as sslmode=verify-full and sslrootcert go in it) and checks that the
+// server answers.
+func Open(ctx context.Context, url string) (*pgxpool.Pool, error) {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		// pgx's parse error can echo the URL, password included: say less.
+		return nil, errors.New("DATABASE_URL is not a valid PostgreSQL connection string")
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("connect to PostgreSQL: %w", translate(err))
+	}
+	return pool, nil
+}
+
+// Migrate applies the embedded migrations that are missing. It holds a
+// PostgreSQL advisory lock while it runs and each migration runs in its own
+// transaction, so several workers starting at once are safe: one migrates,
+// the others wait and then find nothing to do.
+func Migrate(ctx context.Context, pool *pgxpool.Pool) error {
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("migrate: %w", translate(err))
+	}
+	defer conn.Release()
+	m, err := migrate.NewMigrator(ctx, conn.Conn(), "simworker_schema_version")
+	if err != nil {
+		return fmt.Errorf("migrate: %w", translate(err))
+	}
+	sub, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		return err
+	}
+	if err := m.LoadMigrations(sub); err != nil {
+		return fmt.Errorf("migrate: load: %w", err)
+	}
+	if err := m.Migrate(ctx); err != nil {
+		return fmt.Errorf("migrate: %w", translate(err))
+	}
+	return nil
+}
+
+// translate turns a driver error into the domain's vocabulary: failures that
+// retrying can cure (connection lost or refused, server shutting down or
+// overloaded, serialization failures and deadlocks) wrap
+// domain.ErrUnavailable; anything else is returned as it is and counts as an
+// unexpected failure.
+func translate(err error) error {
+	if err == nil || errors.Is(err, domain.ErrUnavailable) {
+		return err
+	}
+	if transient(err) {
+		return fmt.Errorf("%w: postgresql: %v", domain.ErrUnavailable, err)
+	}
+	return err
+}
+
+func transient(err error) bool {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch pgErr.Code[:2] {
+		case "08", // connection exception
+			"53", // insufficient resources
+			"57", // operator intervention: admin/crash shutdown, cannot connect now
+			"58": // system error (I/O)
+			return true
+		}
+		switch pgErr.Code {
+		case "40001", "40P01", // serialization failure, deadlock
+			"55P03", // lock not available
+			"25006": // read-only transaction: a failover in progress
+			return true
+		}
+		return false
+	}
+	var connErr *pgconn.ConnectError
+	var netErr net.Error
+	return errors.As(err, &connErr) || errors.As(err, &netErr) ||
+		pgconn.SafeToRetry(err) || pgconn.Timeout(err) ||
+		errors.Is(err, pgconn.ErrConnClosed) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) ||
+		errors.Is(err, context.DeadlineExceeded)
+}

@@ -1,0 +1,212 @@
+package repo
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// Fixtures is the reference data file: companies, users, grants, devices and
+// MNO integrations, owned by other platform services.
+type Fixtures struct {
+	Companies []struct {
+		ID       string  `json:"id"`
+		Name     string  `json:"name"`
+		ParentID *string `json:"parent_id"`
+	} `json:"companies"`
+	Users []struct {
+		ID   string `json:"id"`
+		Name string `json:"name"`
+	} `json:"users"`
+	Grants []struct {
+		UserID     string `json:"user_id"`
+		CompanyID  string `json:"company_id"`
+		Permission string `json:"permission"`
+	} `json:"grants"`
+	Devices []struct {
+		ID        string `json:"id"`
+		CompanyID string `json:"company_id"`
+		Name      string `json:"name"`
+	} `json:"devices"`
+	MNOIntegrations []struct {
+		ID        string `json:"id"`
+		CompanyID string `json:"company_id"`
+		Name      string `json:"name"`
+	} `json:"mno_integrations"`
+}
+
+// FixtureCounts says how many rows of each kind a load inserted or changed.
+type FixtureCounts struct {
+	Companies, Users, Grants, Devices, MNOIntegrations int64
+}
+
+func (c FixtureCounts) String() string {
+	return fmt.Sprintf("companies %d, users %d, grants %d, devices %d, mno_integrations %d",
+		c.Companies, c.Users, c.Grants, c.Devices, c.MNOIntegrations)
+}
+
+// Total is the number of rows inserted or changed.
+func (c FixtureCounts) Total() int64 {
+	return c.Companies + c.Users + c.Grants + c.Devices + c.MNOIntegrations
+}
+
+// ParseFixtures decodes a fixtures file strictly: an unknown key or a wrong
+// type is an error naming it, and every id and reference must be non-empty.
+func ParseFixtures(data []byte) (*Fixtures, error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	var f Fixtures
+	if err := dec.Decode(&f); err != nil {
+		return nil, fmt.Errorf("fixtures: %w", err)
+	}
+	if dec.More() {
+		return nil, errors.New("fixtures: unexpected data after the JSON object")
+	}
+	var problems []string
+	need := func(kind string, i int, field, v string) {
+		if strings.TrimSpace(v) == "" {
+			problems = append(problems, fmt.Sprintf("%s[%d].%s is required", kind, i, field))
+		}
+	}
+	for i, c := range f.Companies {
+		need("companies", i, "id", c.ID)
+		if c.ParentID != nil && *c.ParentID == c.ID {
+			problems = append(problems, fmt.Sprintf("companies[%d]: %q is its own parent", i, c.ID))
+		}
+	}
+	for i, u := range f.Users {
+		need("users", i, "id", u.ID)
+	}
+	for i, g := range f.Grants {
+		need("grants", i, "user_id", g.UserID)
+		need("grants", i, "company_id", g.CompanyID)
+		need("grants", i, "permission", g.Permission)
+	}
+	for i, d := range f.Devices {
+		need("devices", i, "id", d.ID)
+		need("devices", i, "company_id", d.CompanyID)
+	}
+	for i, m := range f.MNOIntegrations {
+		need("mno_integrations", i, "id", m.ID)
+		need("mno_integrations", i, "company_id", m.CompanyID)
+	}
+	if len(problems) > 0 {
+		return nil, errors.New("fixtures: " + strings.Join(problems, "; "))
+	}
+	return &f, nil
+}
+
+// LoadFixtures upserts the fixtures in one transaction: rows are inserted or
+// updated to match the file, never deleted, so loading the same file twice
+// changes nothing (the second load reports zero changes). A reference to a
+// row that exists neither in the file nor in the database, or a cycle in the
+// company tree, fails the whole load.
+func LoadFixtures(ctx context.Context, pool *pgxpool.Pool, f *Fixtures) (FixtureCounts, error) {
+	var n FixtureCounts
+	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		var ids, names, parents, others []string
+		exec := func(dst *int64, sql string, args ...any) error {
+			tag, err := tx.Exec(ctx, sql, args...)
+			*dst = tag.RowsAffected()
+			return err
+		}
+
+		ids, names, parents = nil, nil, nil
+		var parentPtrs []*string
+		for _, c := range f.Companies {
+			ids, names, parentPtrs = append(ids, c.ID), append(names, c.Name), append(parentPtrs, c.ParentID)
+		}
+		if err := exec(&n.Companies, `
+			INSERT INTO companies (id, name, parent_id)
+			SELECT * FROM unnest($1::text[], $2::text[], $3::text[])
+			ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, parent_id = EXCLUDED.parent_id
+			WHERE (companies.name, companies.parent_id) IS DISTINCT FROM (EXCLUDED.name, EXCLUDED.parent_id)`,
+			ids, names, parentPtrs); err != nil {
+			return err
+		}
+
+		ids, names = nil, nil
+		for _, u := range f.Users {
+			ids, names = append(ids, u.ID), append(names, u.Name)
+		}
+		if err := exec(&n.Users, `
+			INSERT INTO users (id, name) SELECT * FROM unnest($1::text[], $2::text[])
+			ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name WHERE users.name IS DISTINCT FROM EXCLUDED.name`,
+			ids, names); err != nil {
+			return err
+		}
+
+		ids, parents, others = nil, nil, nil
+		for _, g := range f.Grants {
+			ids, parents, others = append(ids, g.UserID), append(parents, g.CompanyID), append(others, g.Permission)
+		}
+		if err := exec(&n.Grants, `
+			INSERT INTO grants (user_id, company_id, permission) SELECT * FROM unnest($1::text[], $2::text[], $3::text[])
+			ON CONFLICT DO NOTHING`, ids, parents, others); err != nil {
+			return err
+		}
+
+		for _, table := range []struct {
+			dst  *int64
+			name string
+			rows func() ([]string, []string, []string)
+		}{
+			{&n.Devices, "devices", func() (a, b, c []string) {
+				for _, d := range f.Devices {
+					a, b, c = append(a, d.ID), append(b, d.CompanyID), append(c, d.Name)
+				}
+				return
+			}},
+			{&n.MNOIntegrations, "mno_integrations", func() (a, b, c []string) {
+				for _, m := range f.MNOIntegrations {
+					a, b, c = append(a, m.ID), append(b, m.CompanyID), append(c, m.Name)
+				}
+				return
+			}},
+		} {
+			a, b, c := table.rows()
+			// table.name is one of two constants above, never input.
+			if err := exec(table.dst, `
+				INSERT INTO `+table.name+` AS t (id, company_id, name) SELECT * FROM unnest($1::text[], $2::text[], $3::text[])
+				ON CONFLICT (id) DO UPDATE SET company_id = EXCLUDED.company_id, name = EXCLUDED.name
+				WHERE (t.company_id, t.name) IS DISTINCT FROM (EXCLUDED.company_id, EXCLUDED.name)`, a, b, c); err != nil {
+				return err
+			}
+		}
+
+		var cyclic *string
+		if err := tx.QueryRow(ctx, `
+			WITH RECURSIVE walk(start, id, depth) AS (
+				SELECT id, parent_id, 1 FROM companies WHERE parent_id IS NOT NULL
+				UNION ALL
+				SELECT w.start, c.parent_id, w.depth + 1 FROM walk w JOIN companies c ON c.id = w.id
+				WHERE c.parent_id IS NOT NULL AND w.id <> w.start AND w.depth < 1000
+			)
+			SELECT min(start) FROM walk WHERE id = start`).Scan(&cyclic); err != nil {
+			return err
+		}
+		if cyclic != nil {
+			return fmt.Errorf("fixtures: company %q is its own ancestor (the parent_id links form a cycle)", *cyclic)
+		}
+		// Deferred foreign keys are checked here.
+		_, err := tx.Exec(ctx, `SET CONSTRAINTS ALL IMMEDIATE`)
+		return err
+	})
+	return n, fixtureError(err)
+}
+
+// fixtureError names the missing row behind a foreign key violation.
+func fixtureError(err error) error {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "23503" {
+		return fmt.Errorf("fixtures: a reference points at a row that does not exist (%s: %s)", pgErr.TableName, pgErr.Detail)
+	}
+	return translate(err)
+}

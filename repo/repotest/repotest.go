@@ -1,0 +1,121 @@
+// Package repotest gives each test its own migrated PostgreSQL database, on
+// the server named by DATABASE_URL or, when it is unset, on a private cluster
+// started once per test binary.
+package repotest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"net/url"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"simworker/repo"
+	"simworker/repo/pglocal"
+)
+
+var (
+	once    sync.Once
+	server  *pglocal.Server
+	baseURL string
+	baseErr error
+)
+
+// Main runs the package's tests and stops the private cluster afterwards.
+// Call it from TestMain.
+func Main(m *testing.M) {
+	code := m.Run()
+	if server != nil {
+		_ = server.Stop()
+	}
+	os.Exit(code)
+}
+
+// ServerURL is the URL of the server tests create their databases on.
+func ServerURL(t testing.TB) string {
+	t.Helper()
+	once.Do(func() {
+		if u := os.Getenv("DATABASE_URL"); u != "" {
+			baseURL = u
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		server, baseErr = pglocal.Start(ctx, pglocal.Options{Fast: true})
+		if baseErr == nil {
+			baseURL = server.URL
+		}
+	})
+	if baseErr != nil {
+		t.Fatalf("start a private PostgreSQL for tests: %v", baseErr)
+	}
+	return baseURL
+}
+
+// NewDatabase creates an empty database of the test's own, dropped in
+// cleanup, and returns its URL.
+func NewDatabase(t testing.TB) string {
+	t.Helper()
+	base := ServerURL(t)
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, base)
+	if err != nil {
+		t.Fatalf("connect to test server: %v", err)
+	}
+	defer conn.Close(ctx)
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	name := "simworker_test_" + hex.EncodeToString(b)
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+		t.Fatalf("create test database: %v", err)
+	}
+	t.Cleanup(func() {
+		c, err := pgx.Connect(context.Background(), base)
+		if err != nil {
+			return
+		}
+		defer c.Close(context.Background())
+		_, _ = c.Exec(context.Background(), "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
+	})
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatalf("parse DATABASE_URL: %v", err)
+	}
+	u.Path = "/" + name
+	return u.String()
+}
+
+// NewDB creates a migrated database of the test's own and returns a pool on
+// it (closed in cleanup) and its URL.
+func NewDB(t testing.TB) (*pgxpool.Pool, string) {
+	t.Helper()
+	dbURL := NewDatabase(t)
+	ctx := context.Background()
+	pool, err := repo.Open(ctx, dbURL)
+	if err != nil {
+		t.Fatalf("open test database: %v", err)
+	}
+	t.Cleanup(pool.Close)
+	if err := repo.Migrate(ctx, pool); err != nil {
+		t.Fatalf("migrate test database: %v", err)
+	}
+	return pool, dbURL
+}
+
+// LoadFixtures loads a fixtures document given as JSON text.
+func LoadFixtures(t testing.TB, pool *pgxpool.Pool, doc string) {
+	t.Helper()
+	f, err := repo.ParseFixtures([]byte(doc))
+	if err != nil {
+		t.Fatalf("parse fixtures: %v", err)
+	}
+	if _, err := repo.LoadFixtures(context.Background(), pool, f); err != nil {
+		t.Fatalf("load fixtures: %v", err)
+	}
+}
