@@ -116,8 +116,8 @@ func (s *Store) decide(ctx context.Context, tx pgx.Tx, env domain.Envelope) (dom
 			Message: "actor may not create SIMs for company " + *companyID, Fields: []domain.FieldError{}})
 	case !mnoUsable:
 		return reject(&domain.Error{Code: domain.CodeNotFound,
-			Message:  "mno_integration_id: MNO integration not found for the SIM's company",
-			Fields:   []domain.FieldError{{Field: "mno_integration_id", Reason: "MNO integration not found for the SIM's company"}}})
+			Message: "mno_integration_id: MNO integration not found for the SIM's company",
+			Fields:  []domain.FieldError{{Field: "mno_integration_id", Reason: "MNO integration not found for the SIM's company"}}})
 	}
 
 	sim, inserted, err := insertSim(ctx, tx, newID(), *companyID, cmd, now)

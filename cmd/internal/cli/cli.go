@@ -29,9 +29,9 @@ type Settings struct {
 
 type setting struct {
 	flag, env, def, usage string
-	required           bool
-	secret             bool
-	dst                *string
+	required              bool
+	secret                bool
+	dst                   *string
 }
 
 // New returns an empty set for the named command.
