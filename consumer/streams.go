@@ -21,6 +21,17 @@ const (
 	EventsStream    = "SIM_EVENTS"
 	EventsSubject   = "sim.events.>"
 	DurableName     = "simworker"
+	// DeadLetterStream keeps the commands that failed unexpectedly past their
+	// retries (their outcome is a 500 internal), for inspection.
+	DeadLetterStream  = "SIM_DEADLETTER"
+	DeadLetterSubject = "sim.deadletter.create"
+	// Headers of a dead letter.
+	HeaderError      = "Sim-Error"
+	HeaderCommandID  = "Sim-Command-Id"
+	HeaderOrigSeq    = "Sim-Original-Seq"  // stream sequence of the original command
+	HeaderOrigTime   = "Sim-Original-Time" // RFC 3339 time the original command was stored
+	HeaderOrigStream = "Sim-Original-Stream"
+	HeaderDeliveries = "Sim-Deliveries"
 )
 
 // StreamConfig sets the durability of both streams. The zero value is
@@ -48,7 +59,7 @@ func (c StreamConfig) withDefaults() StreamConfig {
 	return c
 }
 
-// Setup creates the SIM_COMMANDS and SIM_EVENTS streams and the durable pull
+// Setup creates the SIM_COMMANDS, SIM_EVENTS and SIM_DEADLETTER streams and the durable pull
 // consumer "simworker" when they are missing, and returns the consumer. Ones
 // that exist are left exactly as they are: operators may have tuned them.
 // Several workers may call it at once.
@@ -57,6 +68,7 @@ func Setup(ctx context.Context, js jetstream.JetStream, cfg StreamConfig) (jetst
 	for _, sc := range []jetstream.StreamConfig{
 		{Name: CommandsStream, Subjects: []string{CommandsSubject}, Description: "Create-SIM commands"},
 		{Name: EventsStream, Subjects: []string{EventsSubject}, Description: "SIM outcome events (CloudEvents)"},
+		{Name: DeadLetterStream, Subjects: []string{"sim.deadletter.>"}, Description: "Create-SIM commands that failed unexpectedly (outcome 500 internal)"},
 	} {
 		sc.Storage = jetstream.FileStorage
 		sc.Retention = jetstream.LimitsPolicy

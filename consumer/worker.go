@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"runtime/debug"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -168,6 +169,8 @@ type item struct {
 	meta    *jetstream.MsgMetadata
 	env     domain.Envelope
 	outcome *domain.Outcome
+	pos     string    // "STREAM/SEQ" of the original command (a replay carries it)
+	at      time.Time // when the original command was stored
 }
 
 func (it *item) logFields() []zap.Field {
@@ -186,12 +189,13 @@ func (w *Worker) process(ctx context.Context, batch []jetstream.Msg) {
 	for i, m := range batch {
 		it := &item{msg: m, env: domain.ParseCommand(m.Data())}
 		it.meta, _ = m.Metadata()
+		it.pos, it.at = position(m, it.meta)
 		items[i] = it
 		if it.env.CommandID == "" {
 			// No command id, no idempotency key: the event id derives from the
 			// message's place in the stream, so a redelivery re-publishes the
 			// very same event.
-			o := domain.NewRejected(w.cfg.Source, positionID(it.meta), "", positionTime(it.meta), it.env.Reject)
+			o := domain.NewRejected(w.cfg.Source, uuid.NewSHA1(positionNamespace, []byte(it.pos)).String(), "", it.at, it.env.Reject)
 			it.outcome = &o
 			continue
 		}
@@ -252,7 +256,14 @@ func (w *Worker) decide(ctx context.Context, envs []domain.Envelope, its []*item
 		}
 	}
 	cause := err.Error()
-	log.Error("command is poison: recording 500 internal", zap.String("cause", cause))
+	log.Error("command is poison: dead-lettering it and recording 500 internal", zap.String("cause", cause))
+	// The dead letter goes first: if the worker dies before the 500 is stored,
+	// the redelivery repeats both (the dead letter is de-duplicated by id).
+	if _, err := w.retryOutage(ctx, func() ([]domain.Outcome, error) {
+		return nil, w.deadLetter(ctx, its[0], cause)
+	}); err != nil {
+		return nil, err
+	}
 	return w.retryOutage(ctx, func() ([]domain.Outcome, error) {
 		o, err := w.h.StoreInternal(ctx, envs[0].CommandID, "the command could not be processed")
 		if err != nil {
@@ -260,6 +271,28 @@ func (w *Worker) decide(ctx context.Context, envs []domain.Envelope, its []*item
 		}
 		return []domain.Outcome{o}, nil
 	})
+}
+
+// deadLetter keeps a copy of a poison command, with why, on SIM_DEADLETTER.
+func (w *Worker) deadLetter(ctx context.Context, it *item, cause string) error {
+	m := nats.NewMsg(DeadLetterSubject)
+	m.Data = it.msg.Data()
+	m.Header.Set(jetstream.MsgIDHeader, "deadletter:"+it.env.CommandID)
+	m.Header.Set(HeaderCommandID, it.env.CommandID)
+	if len(cause) > 2000 {
+		cause = cause[:2000]
+	}
+	m.Header.Set(HeaderError, strings.ReplaceAll(cause, "\n", " "))
+	if it.meta != nil {
+		m.Header.Set(HeaderOrigStream, it.meta.Stream)
+		m.Header.Set(HeaderOrigSeq, strconv.FormatUint(it.meta.Sequence.Stream, 10))
+		m.Header.Set(HeaderOrigTime, it.meta.Timestamp.UTC().Format(time.RFC3339Nano))
+		m.Header.Set(HeaderDeliveries, strconv.FormatUint(it.meta.NumDelivered, 10))
+	}
+	if _, err := w.js.PublishMsg(ctx, m, jetstream.WithExpectStream(DeadLetterStream)); err != nil {
+		return fmt.Errorf("%w: nats: dead letter: %v", domain.ErrUnavailable, err)
+	}
+	return nil
 }
 
 // safeHandle calls the handler, turning a panic into an unexpected error.
@@ -434,18 +467,19 @@ func eventMsg(o domain.Outcome) *nats.Msg {
 // positionNamespace scopes the event ids derived from stream positions.
 var positionNamespace = uuid.MustParse("6d1f4a52-8e0b-4a43-9c57-7f0d7b1f3c2e")
 
-// positionID is the event id of a rejection for a message without a valid
-// command id: stable across redeliveries of that message.
-func positionID(meta *jetstream.MsgMetadata) string {
-	if meta == nil {
-		return uuid.Must(uuid.NewV7()).String()
+// position is where a command was first stored: the stream and sequence and
+// time of the original message. A replayed copy (simctl replay) names its
+// original in headers, so a rejection for a body without a command id keeps
+// the very same event on every run.
+func position(m jetstream.Msg, meta *jetstream.MsgMetadata) (string, time.Time) {
+	h := m.Headers()
+	if stream, seq := h.Get(HeaderOrigStream), h.Get(HeaderOrigSeq); stream != "" && seq != "" {
+		if at, err := time.Parse(time.RFC3339Nano, h.Get(HeaderOrigTime)); err == nil {
+			return stream + "/" + seq, at
+		}
 	}
-	return uuid.NewSHA1(positionNamespace, []byte(meta.Stream+"/"+strconv.FormatUint(meta.Sequence.Stream, 10))).String()
-}
-
-func positionTime(meta *jetstream.MsgMetadata) time.Time {
 	if meta == nil {
-		return time.Now()
+		return "unknown/" + uuid.Must(uuid.NewV7()).String(), time.Now()
 	}
-	return meta.Timestamp
+	return meta.Stream + "/" + strconv.FormatUint(meta.Sequence.Stream, 10), meta.Timestamp
 }

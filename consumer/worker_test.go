@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"simworker/consumer"
 	"simworker/domain"
@@ -460,5 +461,129 @@ func TestPostgresOutageIsNotAnOutcome(t *testing.T) {
 		if e := b.eventFor(fmt.Sprintf("c-out-%d", i)); e.Type != domain.TypeCreated {
 			t.Fatalf("after the outage: %s", e.raw)
 		}
+	}
+}
+
+// TestPoisonCommand: a command that fails unexpectedly (here a trigger
+// raising an error, a real PostgreSQL failure that is no outage) is retried a
+// bounded number of times, then gets a 500 internal and a dead letter; the
+// commands around it, in the same batch, are decided normally.
+func TestPoisonCommand(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	poison := iccid(666)
+	if _, err := b.pool.Exec(ctx, `
+		CREATE FUNCTION explode() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN
+			IF NEW.iccid = '`+poison+`' THEN RAISE EXCEPTION 'simulated bug for %', NEW.iccid; END IF;
+			RETURN NEW;
+		END $$;
+		CREATE TRIGGER explode BEFORE INSERT ON sims FOR EACH ROW EXECUTE FUNCTION explode();`); err != nil {
+		t.Fatal(err)
+	}
+	// Publish before the worker starts so the three land in one batch.
+	b.command("c-before", "u-alice", map[string]any{"device_id": "d-1", "iccid": iccid(1)})
+	b.command("c-poison", "u-alice", map[string]any{"device_id": "d-1", "iccid": poison})
+	b.command("c-after", "u-alice", map[string]any{"device_id": "d-1", "iccid": iccid(2)})
+	b.startWorker(consumer.Config{PoisonRetries: 2})
+
+	for _, id := range []string{"c-before", "c-after"} {
+		if e := b.eventFor(id); e.Type != domain.TypeCreated {
+			t.Fatalf("%s: %s", id, e.raw)
+		}
+	}
+	e := b.eventFor("c-poison")
+	r := e.rejection(t)
+	if r.Status != 500 || r.Code != domain.CodeInternal || len(r.Errors) != 0 {
+		t.Fatalf("poison outcome: %s", e.raw)
+	}
+	if strings.Contains(r.Message, "simulated bug") {
+		t.Fatalf("internal details leaked into the event: %s", r.Message)
+	}
+	b.drained()
+
+	dl, err := b.js.Stream(ctx, consumer.DeadLetterStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := dl.GetLastMsgForSubject(ctx, consumer.DeadLetterSubject)
+	if err != nil {
+		t.Fatalf("no dead letter: %v", err)
+	}
+	if m.Header.Get(consumer.HeaderCommandID) != "c-poison" || !strings.Contains(m.Header.Get(consumer.HeaderError), "simulated bug") ||
+		m.Header.Get(consumer.HeaderOrigSeq) != "2" || !strings.Contains(string(m.Data), poison) {
+		t.Fatalf("dead letter: %v %s", m.Header, m.Data)
+	}
+
+	// The 500 is the command's outcome from now on.
+	b.publish(`{"command_id":"c-poison","actor_id":"u-alice","sim":{"device_id":"d-1","iccid":"`+iccid(3)+`"}}`, "again")
+	all := b.waitEvents(4)
+	if all[3].ID != e.ID {
+		t.Fatalf("replay of the poison command: %s", all[3].raw)
+	}
+}
+
+// TestSlowTransactionOutlastsAckWait: a transaction that outlasts AckWait
+// gets the command redelivered to a second worker, which must wait for the
+// first and publish the same outcome; one SIM row.
+func TestSlowTransactionOutlastsAckWait(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	// A consumer AckWait of 1s, and workers that believe it is 30s (so they do
+	// not keep the message alive in time): the redelivery comes while the
+	// first transaction still waits.
+	if _, err := b.js.UpdateConsumer(ctx, consumer.CommandsStream, jetstream.ConsumerConfig{
+		Durable: consumer.DurableName, FilterSubject: consumer.CreateSubject, AckPolicy: jetstream.AckExplicitPolicy,
+		AckWait: time.Second, MaxDeliver: -1, MaxAckPending: 10000,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	// Hold the device row: the SIM insert (its foreign key) waits for it.
+	tx, err := b.pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, `SELECT 1 FROM devices WHERE id = 'd-1' FOR UPDATE`); err != nil {
+		t.Fatal(err)
+	}
+	b.startWorker(consumer.Config{AckWait: 30 * time.Second})
+	b.startWorker(consumer.Config{AckWait: 30 * time.Second})
+	b.command("c-slow", "u-alice", map[string]any{"device_id": "d-1", "iccid": iccid(4)})
+
+	// Wait for the redelivery to happen while the first transaction is stuck.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		info, err := b.cons.Info(ctx)
+		if err == nil && info.NumRedelivered > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no redelivery while the transaction was held")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(500 * time.Millisecond)
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	b.drained()
+	all := b.waitEvents(1)
+	time.Sleep(300 * time.Millisecond)
+	b.mu.Lock()
+	all = append([]event(nil), b.events...)
+	b.mu.Unlock()
+	for _, e := range all {
+		if e.ID != all[0].ID || e.Type != domain.TypeCreated {
+			t.Fatalf("different outcomes for one command:\n%s\n%s", all[0].raw, e.raw)
+		}
+	}
+	if n := b.count(`SELECT count(*) FROM sims`); n != 1 {
+		t.Fatalf("sims rows = %d", n)
+	}
+	if got := b.streamEvents(); len(got) != 1 {
+		t.Fatalf("SIM_EVENTS holds %d events", len(got))
 	}
 }

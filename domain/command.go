@@ -17,6 +17,9 @@ const (
 	MaxStatusLen           = 30
 	MaxPlanLen             = 255
 	MaxMetadataKeys        = 50
+	MaxMetadataDepth       = 16   // nesting levels of objects and arrays, the top object being 1
+	MaxMetadataTotalKeys   = 1000 // object keys at every level together
+	MaxBodyBytes           = 65536
 	DefaultStatus          = "inactive"
 	PermissionCreateSIM    = "sims:create"
 	maxNumericIntDigits    = 131072 // PostgreSQL numeric: digits before the point
@@ -66,6 +69,11 @@ type Envelope struct {
 //
 // It never panics, whatever the input.
 func ParseCommand(body []byte) Envelope {
+	if len(body) > MaxBodyBytes {
+		// Bound what one command may cost: not even decoded.
+		return Envelope{Reject: &Error{Code: CodeInvalidArgument,
+			Message: "body is " + strconv.Itoa(len(body)) + " bytes; at most " + strconv.Itoa(MaxBodyBytes)}}
+	}
 	if !utf8.Valid(body) {
 		return Envelope{Reject: &Error{Code: CodeInvalidArgument, Message: "body is not valid UTF-8 JSON"}}
 	}

@@ -257,3 +257,52 @@ func TestErrorCode(t *testing.T) {
 		t.Fatal("unknown error must be internal")
 	}
 }
+
+func TestCostBounds(t *testing.T) {
+	t.Parallel()
+	nest := func(levels int) raw { // levels objects, the top one included
+		return raw(strings.Repeat(`{"a":`, levels-1) + `{}` + strings.Repeat(`}`, levels-1))
+	}
+	keys := func(perObject int) raw { // 20 top-level keys, each an object of perObject keys
+		var outer []string
+		for i := 0; i < 20; i++ {
+			var inner []string
+			for j := 0; j < perObject; j++ {
+				inner = append(inner, fmt.Sprintf(`"k%d":%d`, j, j))
+			}
+			outer = append(outer, fmt.Sprintf(`"o%d":{%s}`, i, strings.Join(inner, ",")))
+		}
+		return raw("{" + strings.Join(outer, ",") + "}")
+	}
+	tests := []struct {
+		name  string
+		md    raw
+		valid bool
+	}{
+		{"depth 16", nest(16), true},
+		{"depth 17", nest(17), false},
+		{"depth 16 through arrays", raw(`{"a":` + strings.Repeat("[", 15) + strings.Repeat("]", 15) + `}`), true},
+		{"depth 17 through arrays", raw(`{"a":` + strings.Repeat("[", 16) + strings.Repeat("]", 16) + `}`), false},
+		{"1000 keys at all levels", keys(49), true},  // 20 + 20*49
+		{"1020 keys at all levels", keys(50), false}, // 20 + 20*50
+		{"array elements are not keys", raw(`{"a":[` + strings.TrimSuffix(strings.Repeat(`"s",`, 3000), ",") + `]}`), true},
+		{"keys after nested values still count", raw(`{"a":{"b":[{"c":1}]},"d":1}`), true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			env := ParseCommand([]byte(body(t, map[string]any{"sim_metadata": tt.md})))
+			if tt.valid != (env.Reject == nil) {
+				t.Fatalf("valid = %v, reject = %+v", env.Reject == nil, env.Reject)
+			}
+			if !tt.valid && env.Reject.Fields[0].Field != "sim_metadata" {
+				t.Fatalf("field %s", env.Reject.Fields[0].Field)
+			}
+		})
+	}
+	big := `{"command_id":"c","actor_id":"u","sim":{"device_id":"d","iccid":"` + validICCID + `","rate_plan":"` + strings.Repeat("x", MaxBodyBytes) + `"}}`
+	env := ParseCommand([]byte(big))
+	if env.Reject == nil || env.CommandID != "" || !strings.Contains(env.Reject.Message, "at most 65536") {
+		t.Fatalf("oversized body: %+v", env)
+	}
+}
