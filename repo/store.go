@@ -273,3 +273,61 @@ func (s *Store) SimByICCID(ctx context.Context, iccid string) (domain.Sim, error
 	}
 	return sim, translate(err)
 }
+
+// StoredOutcomes calls fn for each stored outcome, oldest first: those
+// processed at or after since (when commandIDs is nil), or those of the given
+// command ids. It reads in pages, so any number of outcomes is fine.
+func StoredOutcomes(ctx context.Context, pool *pgxpool.Pool, since time.Time, commandIDs []string, fn func(domain.Outcome) error) error {
+	const page = 1000
+	var (
+		lastAt time.Time
+		lastID string
+	)
+	for start := 0; ; start += page {
+		var rows pgx.Rows
+		var err error
+		if commandIDs != nil {
+			end := min(start+page, len(commandIDs))
+			if start >= end {
+				return nil
+			}
+			rows, err = pool.Query(ctx, `
+				SELECT command_id, event_id::text, event_type, status, coalesce(code, ''), coalesce(sim_id::text, ''), event, processed_at
+				FROM processed_commands WHERE command_id = ANY($1) AND event IS NOT NULL
+				ORDER BY processed_at, command_id`, commandIDs[start:end])
+		} else {
+			if start == 0 {
+				lastAt = since
+			}
+			rows, err = pool.Query(ctx, `
+				SELECT command_id, event_id::text, event_type, status, coalesce(code, ''), coalesce(sim_id::text, ''), event, processed_at
+				FROM processed_commands WHERE event IS NOT NULL AND (processed_at, command_id) > ($1, $2)
+				ORDER BY processed_at, command_id LIMIT $3`, lastAt, lastID, page)
+		}
+		if err != nil {
+			return translate(err)
+		}
+		n := 0
+		for rows.Next() {
+			var o domain.Outcome
+			var code string
+			if err := rows.Scan(&o.CommandID, &o.EventID, &o.Type, &o.Status, &code, &o.SimID, &o.Event, &lastAt); err != nil {
+				rows.Close()
+				return translate(err)
+			}
+			o.Code, o.Replayed, lastID = domain.Code(code), true, o.CommandID
+			n++
+			if err := fn(o); err != nil {
+				rows.Close()
+				return err
+			}
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return translate(err)
+		}
+		if commandIDs == nil && n < page {
+			return nil
+		}
+	}
+}

@@ -19,7 +19,12 @@ import (
 const usage = `simctl: operate the SIM worker.
 
 Usage:
-  simctl fixtures load FILE.json   load reference data (needs DATABASE_URL); '-' reads standard input
+  simctl fixtures load FILE.json        load reference data (needs DATABASE_URL); '-' reads standard input
+  simctl publish [--wait] FILE.ndjson   publish one command envelope per line ('-' reads standard input)
+  simctl replay --from-seq N [--to-seq M] | --since DURATION|TIME [--wait]
+                                        re-run a range of SIM_COMMANDS through the worker
+  simctl events republish --since DURATION|TIME | --commands FILE
+                                        re-emit stored outcomes with their original event ids
 
 Run 'simctl COMMAND --help' for the settings of a command.
 `
@@ -27,7 +32,7 @@ Run 'simctl COMMAND --help' for the settings of a command.
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	err := dispatch(ctx, os.Args[1:], os.Stdout)
+	err := dispatch(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	var ue usageError
 	switch {
 	case err == nil, errors.Is(err, flag.ErrHelp):
@@ -44,7 +49,7 @@ type usageError string
 
 func (e usageError) Error() string { return string(e) }
 
-func dispatch(ctx context.Context, args []string, out io.Writer) error {
+func dispatch(ctx context.Context, args []string, out, errOut io.Writer) error {
 	if len(args) == 0 {
 		return usageError("no command given")
 	}
@@ -54,6 +59,12 @@ func dispatch(ctx context.Context, args []string, out io.Writer) error {
 		return nil
 	case args[0] == "fixtures" && len(args) > 1 && args[1] == "load":
 		return fixturesLoad(ctx, args[2:], out)
+	case args[0] == "publish":
+		return publishCmd(ctx, args[1:], out, errOut)
+	case args[0] == "replay":
+		return replayCmd(ctx, args[1:], out, errOut)
+	case args[0] == "events" && len(args) > 1 && args[1] == "republish":
+		return republishCmd(ctx, args[2:], out, errOut)
 	}
 	return usageError(fmt.Sprintf("unknown command %q", args[0]))
 }

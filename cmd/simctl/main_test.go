@@ -15,14 +15,14 @@ func TestFixturesLoad(t *testing.T) {
 	t.Setenv("DATABASE_URL", repotest.NewDatabase(t))
 	var out bytes.Buffer
 	file := "../../deploy/fixtures/demo.json"
-	if err := dispatch(context.Background(), []string{"fixtures", "load", file}, &out); err != nil {
+	if err := dispatch(context.Background(), []string{"fixtures", "load", file}, &out, &bytes.Buffer{}); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(out.String(), "13 rows inserted or changed") {
 		t.Fatalf("first load: %s", out.String())
 	}
 	out.Reset()
-	if err := dispatch(context.Background(), []string{"fixtures", "load", file}, &out); err != nil {
+	if err := dispatch(context.Background(), []string{"fixtures", "load", file}, &out, &bytes.Buffer{}); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(out.String(), "0 rows inserted or changed") {
@@ -32,18 +32,18 @@ func TestFixturesLoad(t *testing.T) {
 
 func TestFixturesLoadErrors(t *testing.T) {
 	t.Setenv("DATABASE_URL", "")
-	if err := dispatch(context.Background(), []string{"fixtures", "load", "x.json"}, &bytes.Buffer{}); err == nil ||
+	if err := dispatch(context.Background(), []string{"fixtures", "load", "x.json"}, &bytes.Buffer{}, &bytes.Buffer{}); err == nil ||
 		!strings.Contains(err.Error(), "DATABASE_URL") {
 		t.Fatalf("without DATABASE_URL: %v", err)
 	}
 	t.Setenv("DATABASE_URL", "postgres://127.0.0.1:1/x")
-	if err := dispatch(context.Background(), []string{"fixtures", "load"}, &bytes.Buffer{}); err == nil {
+	if err := dispatch(context.Background(), []string{"fixtures", "load"}, &bytes.Buffer{}, &bytes.Buffer{}); err == nil {
 		t.Fatal("no file accepted")
 	}
-	if err := dispatch(context.Background(), []string{"fixtures", "load", "/nonexistent.json"}, &bytes.Buffer{}); err == nil {
+	if err := dispatch(context.Background(), []string{"fixtures", "load", "/nonexistent.json"}, &bytes.Buffer{}, &bytes.Buffer{}); err == nil {
 		t.Fatal("missing file accepted")
 	}
-	if err := dispatch(context.Background(), []string{"bogus"}, &bytes.Buffer{}); err == nil {
+	if err := dispatch(context.Background(), []string{"bogus"}, &bytes.Buffer{}, &bytes.Buffer{}); err == nil {
 		t.Fatal("unknown command accepted")
 	}
 }

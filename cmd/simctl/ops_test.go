@@ -1,0 +1,331 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest"
+
+	"simworker/consumer"
+	"simworker/consumer/natslocal"
+	"simworker/deploy"
+	"simworker/repo"
+	"simworker/repo/repotest"
+)
+
+type world struct {
+	t     *testing.T
+	pool  *pgxpool.Pool
+	dbURL string
+	ns    *natslocal.Server
+	js    jetstream.JetStream
+	nc    *nats.Conn
+
+	mu        sync.Mutex
+	published []string // event ids of every publish on sim.events.> (core: re-publishes too)
+}
+
+func newWorld(t *testing.T) *world {
+	t.Helper()
+	pool, dbURL := repotest.NewDB(t)
+	repotest.LoadFixtures(t, pool, string(deploy.DemoFixtures))
+	ns, err := natslocal.Start(natslocal.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ns.Shutdown)
+	nc, err := nats.Connect(ns.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, _ := jetstream.New(nc)
+	if _, err := consumer.Setup(context.Background(), js, consumer.StreamConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	w := &world{t: t, pool: pool, dbURL: dbURL, ns: ns, js: js, nc: nc}
+	if _, err := nc.Subscribe("sim.events.>", func(m *nats.Msg) {
+		w.mu.Lock()
+		w.published = append(w.published, m.Header.Get(jetstream.MsgIDHeader))
+		w.mu.Unlock()
+	}); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("NATS_URL", ns.URL)
+	t.Setenv("DATABASE_URL", dbURL)
+	return w
+}
+
+func (w *world) publishCount() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.published)
+}
+
+// startWorker runs the worker in-process until the test ends.
+func (w *world) startWorker() {
+	w.t.Helper()
+	js, _ := jetstream.New(w.nc)
+	cons, err := consumer.Setup(context.Background(), js, consumer.StreamConfig{})
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	wk := consumer.NewWorker(js, cons, repo.NewStore(w.pool, ""), zaptest.NewLogger(w.t, zaptest.Level(zap.WarnLevel)), consumer.Config{})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = wk.Run(ctx); close(done) }()
+	w.t.Cleanup(func() { cancel(); <-done })
+}
+
+// simctl runs a simctl command and returns stdout, stderr and the error.
+func simctl(t *testing.T, args ...string) (string, string, error) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	err := dispatch(context.Background(), args, &out, &errOut)
+	return out.String(), errOut.String(), err
+}
+
+func readCSV(t *testing.T, text string) []map[string]string {
+	t.Helper()
+	recs, err := csv.NewReader(strings.NewReader(text)).ReadAll()
+	if err != nil {
+		t.Fatalf("report is not CSV: %v\n%s", err, text)
+	}
+	var rows []map[string]string
+	for _, r := range recs[1:] {
+		m := map[string]string{}
+		for i, h := range recs[0] {
+			m[h] = r[i]
+		}
+		rows = append(rows, m)
+	}
+	return rows
+}
+
+func writeFile(t *testing.T, lines ...string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "commands.ndjson")
+	if err := os.WriteFile(p, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+const (
+	cmdOK    = `{"command_id":"c-1","actor_id":"u-alice","sim":{"device_id":"d-1","iccid":"8944500102198304826"}}`
+	cmdBad   = `{"command_id":"c-2","actor_id":"u-alice","sim":{"device_id":"d-1","iccid":"12"}}`
+	cmdNoAut = `{"command_id":"c-3","actor_id":"u-bob","sim":{"device_id":"d-1","iccid":"8944500102198304827"}}`
+)
+
+func TestPublishWaitReport(t *testing.T) {
+	w := newWorld(t)
+	w.startWorker()
+	file := writeFile(t, cmdOK, cmdBad, "this is not an envelope", "", cmdOK, cmdNoAut)
+	out, errOut, err := simctl(t, "publish", "--wait", "--format", "csv", file)
+	if !errors.Is(err, errIncomplete) {
+		t.Fatalf("err = %v (an invalid line must make the run incomplete)\n%s", err, errOut)
+	}
+	rows := readCSV(t, out)
+	want := []struct{ line, id, outcome, code string }{
+		{"1", "c-1", "created", ""},
+		{"2", "c-2", "rejected", "invalid_argument"},
+		{"3", "", "invalid_line", ""},
+		{"5", "c-1", "created", ""},
+		{"6", "c-3", "rejected", "unauthorized"},
+	}
+	if len(rows) != len(want) {
+		t.Fatalf("report rows:\n%s", out)
+	}
+	for i, wr := range want {
+		r := rows[i]
+		if r["line"] != wr.line || r["command_id"] != wr.id || r["outcome"] != wr.outcome || r["code"] != wr.code {
+			t.Fatalf("row %d = %v, want %+v", i, r, wr)
+		}
+	}
+	if rows[0]["sim_id"] == "" || rows[0]["sim_id"] != rows[3]["sim_id"] || rows[0]["event_id"] != rows[3]["event_id"] {
+		t.Fatalf("the same command twice must report one outcome: %v %v", rows[0], rows[3])
+	}
+	if !strings.Contains(errOut, "created 2, rejected 2 (invalid_argument 1, unauthorized 1), invalid_line 1") {
+		t.Fatalf("summary: %s", errOut)
+	}
+	var n int
+	_ = w.pool.QueryRow(context.Background(), `SELECT count(*) FROM sims`).Scan(&n)
+	if n != 1 {
+		t.Fatalf("sims = %d", n)
+	}
+}
+
+func TestPublishReportsMissingOutcomes(t *testing.T) {
+	w := newWorld(t)
+	file := writeFile(t, cmdOK, cmdBad)
+	// No worker yet: the outcomes never come.
+	out, _, err := simctl(t, "publish", "--wait", "--wait-timeout", "1s", "--format", "ndjson", file)
+	if !errors.Is(err, errIncomplete) {
+		t.Fatalf("err = %v", err)
+	}
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+		var r map[string]any
+		if err := json.Unmarshal([]byte(l), &r); err != nil || r["outcome"] != "missing" {
+			t.Fatalf("ndjson row %q", l)
+		}
+	}
+	// Publishing the same file again is safe: one outcome per command.
+	w.startWorker()
+	out, errOut, err := simctl(t, "publish", "--wait", file)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, errOut)
+	}
+	rows := readCSV(t, out)
+	if rows[0]["outcome"] != "created" || rows[1]["outcome"] != "rejected" {
+		t.Fatalf("second run: %v", rows)
+	}
+}
+
+func TestReplayRedeliversWithSameOutcomes(t *testing.T) {
+	w := newWorld(t)
+	w.startWorker()
+	file := writeFile(t, cmdOK, cmdBad, cmdNoAut)
+	first, _, err := simctl(t, "publish", "--wait", file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A body without a command id, straight onto the stream.
+	if _, err := w.js.Publish(context.Background(), consumer.CreateSubject, []byte("garbage")); err != nil {
+		t.Fatal(err)
+	}
+	garbageEvent := consumer.PositionEventID(consumer.CommandsStream, 4)
+	deadline := time.Now().Add(10 * time.Second)
+	for w.publishCount() < 4 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	before := w.publishCount()
+
+	out, errOut, err := simctl(t, "replay", "--from-seq", "1", "--wait", "--wait-timeout", "10s")
+	if err != nil {
+		t.Fatalf("%v\n%s\n%s", err, errOut, out)
+	}
+	rows := readCSV(t, out)
+	if len(rows) != 4 {
+		t.Fatalf("replayed rows:\n%s", out)
+	}
+	orig := readCSV(t, first)
+	for i := 0; i < 3; i++ {
+		if rows[i]["event_id"] != orig[i]["event_id"] || rows[i]["outcome"] != orig[i]["outcome"] {
+			t.Fatalf("replay of seq %s: %v, first run %v", rows[i]["seq"], rows[i], orig[i])
+		}
+	}
+	if rows[3]["event_id"] != garbageEvent || rows[3]["outcome"] != "rejected" {
+		t.Fatalf("replay of the garbage body: %v, want event %s", rows[3], garbageEvent)
+	}
+	// The worker really saw the copies: it re-published four outcomes, which
+	// JetStream then de-duplicated.
+	deadline = time.Now().Add(10 * time.Second)
+	for w.publishCount() < before+4 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got := w.publishCount() - before; got < 4 {
+		t.Fatalf("replay re-delivered %d of 4 commands", got)
+	}
+	ctx := context.Background()
+	ev, _ := w.js.Stream(ctx, consumer.EventsStream)
+	info, _ := ev.Info(ctx)
+	if info.State.Msgs != 4 {
+		t.Fatalf("SIM_EVENTS holds %d events, want 4", info.State.Msgs)
+	}
+	var n int
+	_ = w.pool.QueryRow(ctx, `SELECT count(*) FROM sims`).Scan(&n)
+	if n != 1 {
+		t.Fatalf("sims = %d", n)
+	}
+
+	// A second replay of the same range is delivered again too.
+	if _, _, err := simctl(t, "replay", "--from-seq", "1", "--to-seq", "2", "--wait"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestEventsRepublish(t *testing.T) {
+	w := newWorld(t)
+	w.startWorker()
+	file := writeFile(t, cmdOK, cmdBad, cmdNoAut)
+	first, _, err := simctl(t, "publish", "--wait", file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	ev, _ := w.js.Stream(ctx, consumer.EventsStream)
+	// The events stream loses its data.
+	if err := ev.Purge(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Purging does not forget message ids: wait out a short duplicate window.
+	cfg := ev.CachedInfo().Config
+	cfg.Duplicates = 100 * time.Millisecond
+	if _, err := w.js.UpdateStream(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+
+	out, errOut, err := simctl(t, "events", "republish", "--since", "1h")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, errOut)
+	}
+	if rows := readCSV(t, out); len(rows) != 3 {
+		t.Fatalf("republished:\n%s", out)
+	}
+	info, _ := ev.Info(ctx)
+	if info.State.Msgs != 3 {
+		t.Fatalf("SIM_EVENTS holds %d events after republish", info.State.Msgs)
+	}
+	want := map[string]bool{}
+	for _, r := range readCSV(t, first) {
+		want[r["event_id"]] = true
+	}
+	for seq := info.State.FirstSeq; seq <= info.State.LastSeq; seq++ {
+		m, err := ev.GetMsg(ctx, seq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !want[m.Header.Get(jetstream.MsgIDHeader)] {
+			t.Fatalf("republished event id %s is not an original", m.Header.Get(jetstream.MsgIDHeader))
+		}
+	}
+
+	// By command id, with one unknown.
+	ids := writeFile(t, "c-2", cmdNoAut, "c-unknown")
+	out, _, err = simctl(t, "events", "republish", "--commands", ids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := readCSV(t, out)
+	if len(rows) != 3 || rows[2]["outcome"] != "not_found" || rows[2]["command_id"] != "c-unknown" {
+		t.Fatalf("by command id:\n%s", out)
+	}
+}
+
+func TestPublishUsageErrors(t *testing.T) {
+	t.Setenv("NATS_URL", "")
+	if _, _, err := simctl(t, "publish", "x.ndjson"); err == nil || !strings.Contains(err.Error(), "NATS_URL") {
+		t.Fatalf("without NATS_URL: %v", err)
+	}
+	t.Setenv("NATS_URL", "nats://127.0.0.1:1")
+	if _, _, err := simctl(t, "replay", "--wait"); err == nil || !strings.Contains(err.Error(), "exactly one of --from-seq and --since") {
+		t.Fatalf("replay without a range: %v", err)
+	}
+	if _, _, err := simctl(t, "replay", "--since", "yesterday"); err == nil || !strings.Contains(err.Error(), "neither a duration") {
+		t.Fatalf("replay with a bad --since: %v", err)
+	}
+}

@@ -1,0 +1,129 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"simworker/cmd/internal/cli"
+	"simworker/consumer"
+	"simworker/domain"
+)
+
+// replayCmd re-runs a range of SIM_COMMANDS through the worker.
+//
+// JetStream drops a publish whose Nats-Msg-Id it saw inside the duplicate
+// window, so replay never re-publishes under the command id: each copy gets
+// the id "replay:RUN:SEQ", RUN being new for every invocation (or --run-id, to
+// make one replay safe to repeat), and headers naming the original message.
+// The worker then finds each command's stored outcome and re-publishes it
+// unchanged; a body without a command id gets the event of its original
+// position. Nothing is created twice.
+func replayCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	s := cli.New("simctl replay", "simctl replay --from-seq N [--to-seq M] | --since DURATION|TIME [--wait]: re-run a range of SIM_COMMANDS through the worker.")
+	n := cli.DeclareNATS(s, true)
+	w := declareWait(s)
+	from := s.FlagSet().Uint64("from-seq", 0, "first stream sequence of SIM_COMMANDS to replay")
+	to := s.FlagSet().Uint64("to-seq", 0, "last stream sequence to replay (default: the last one when the replay starts)")
+	since := s.FlagSet().String("since", "", "replay commands stored since this long ago (e.g. 90m) or this RFC 3339 time")
+	runID := s.FlagSet().String("run-id", "", "id of this replay (default: a new one); repeating a replay with the same id inside the duplicate window publishes nothing twice")
+	dry := s.FlagSet().Bool("dry-run", false, "list what would be replayed, publish nothing")
+	if err := s.Parse(args); err != nil {
+		return err
+	}
+	if (*from == 0) == (*since == "") {
+		return usageError("replay needs exactly one of --from-seq and --since")
+	}
+	var startTime time.Time
+	if *since != "" {
+		if d, err := time.ParseDuration(*since); err == nil && d > 0 {
+			startTime = time.Now().Add(-d)
+		} else if t, err := time.Parse(time.RFC3339Nano, *since); err == nil {
+			startTime = t
+		} else {
+			return usageError(fmt.Sprintf("--since %q is neither a duration (90m) nor an RFC 3339 time", *since))
+		}
+	}
+	if *runID == "" {
+		*runID = uuid.Must(uuid.NewV7()).String()
+	}
+	nc, js, err := connect(n, stderr)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	stream, err := js.Stream(ctx, consumer.CommandsStream)
+	if err != nil {
+		return fmt.Errorf("stream %s: %w", consumer.CommandsStream, err)
+	}
+	info, err := stream.Info(ctx)
+	if err != nil {
+		return err
+	}
+	last := info.State.LastSeq // copies appended by this replay come after it: never replayed again
+	if *to != 0 && *to < last {
+		last = *to
+	}
+	if *from != 0 && *from > last {
+		return fmt.Errorf("--from-seq %d is past the last sequence %d", *from, last)
+	}
+	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{consumer.CreateSubject}}
+	if *from != 0 {
+		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, *from
+	} else {
+		cfg.DeliverPolicy, cfg.OptStartTime = jetstream.DeliverByStartTimePolicy, &startTime
+	}
+	oc, err := js.OrderedConsumer(ctx, consumer.CommandsStream, cfg)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stderr, "replay %s: SIM_COMMANDS up to sequence %d\n", *runID, last)
+	return w.run(ctx, js, stdout, stderr, "seq", "replayed", -1, func(t *tracker, pub *publisher) error {
+		for {
+			msgs, err := oc.Fetch(500, jetstream.FetchMaxWait(2*time.Second))
+			if err != nil {
+				return err
+			}
+			count := 0
+			for m := range msgs.Messages() {
+				count++
+				meta, err := m.Metadata()
+				if err != nil {
+					return err
+				}
+				seq := meta.Sequence.Stream
+				if seq > last {
+					return nil
+				}
+				env := domain.ParseCommand(m.Data())
+				r := &row{Ref: int64(seq), CommandID: env.CommandID}
+				if *dry {
+					r.Outcome = "would_replay"
+					t.add(r, "")
+					continue
+				}
+				t.add(r, consumer.PositionEventID(meta.Stream, seq))
+				msg := consumer.CommandMsg(m.Data(), "replay:"+*runID+":"+strconv.FormatUint(seq, 10))
+				msg.Header.Set(consumer.HeaderOrigStream, meta.Stream)
+				msg.Header.Set(consumer.HeaderOrigSeq, strconv.FormatUint(seq, 10))
+				msg.Header.Set(consumer.HeaderOrigTime, meta.Timestamp.UTC().Format(time.RFC3339Nano))
+				pub.publish(ctx, r, msg)
+				if seq == last {
+					return nil
+				}
+			}
+			if err := msgs.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) {
+				return err
+			}
+			if count == 0 {
+				return nil // nothing more on the subject up to the end of the stream
+			}
+		}
+	})
+}

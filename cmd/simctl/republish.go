@@ -1,0 +1,119 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"simworker/cmd/internal/cli"
+	"simworker/consumer"
+	"simworker/domain"
+	"simworker/repo"
+)
+
+// republishCmd re-emits stored outcomes with their original event ids, for a
+// downstream that lost events or an events stream that lost data. PostgreSQL
+// is the system of record; inside the duplicate window JetStream drops the
+// events it still has.
+func republishCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	s := cli.New("simctl events republish", "simctl events republish --since DURATION|TIME | --commands FILE: re-emit stored outcomes with their original event ids.")
+	n := cli.DeclareNATS(s, true)
+	dbURL := s.Required("database-url", "DATABASE_URL", "PostgreSQL URL")
+	s.Secret()
+	since := s.FlagSet().String("since", "", "outcomes stored since this long ago (e.g. 24h) or this RFC 3339 time")
+	commands := s.FlagSet().String("commands", "", "file of command ids, one per line (a command envelope per line works too; '-' is standard input)")
+	if err := s.Parse(args); err != nil {
+		return err
+	}
+	if (*since == "") == (*commands == "") {
+		return usageError("events republish needs exactly one of --since and --commands")
+	}
+	var (
+		from time.Time
+		ids  []string
+	)
+	if *since != "" {
+		if d, err := time.ParseDuration(*since); err == nil && d > 0 {
+			from = time.Now().Add(-d)
+		} else if t, err := time.Parse(time.RFC3339Nano, *since); err == nil {
+			from = t
+		} else {
+			return usageError(fmt.Sprintf("--since %q is neither a duration (24h) nor an RFC 3339 time", *since))
+		}
+	} else {
+		var err error
+		if ids, err = readCommandIDs(*commands); err != nil {
+			return err
+		}
+	}
+	pool, err := repo.Open(ctx, *dbURL)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	nc, js, err := connect(n, stderr)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	if _, err := consumer.Setup(ctx, js, consumer.StreamConfig{}); err != nil {
+		return err
+	}
+	t := newTracker()
+	prog := newProgress(stderr, -1, "republished")
+	pub := newPublisher(js, t, 1000, prog)
+	found := map[string]bool{}
+	err = repo.StoredOutcomes(ctx, pool, from, ids, func(o domain.Outcome) error {
+		found[o.CommandID] = true
+		r := &row{CommandID: o.CommandID, EventID: o.EventID, Outcome: "republished", SimID: o.SimID, Status: o.Status, Code: string(o.Code)}
+		t.add(r, "")
+		pub.publishOutcome(ctx, r, o)
+		return ctx.Err()
+	})
+	pub.wait()
+	prog.finish()
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		if !found[id] {
+			t.add(&row{CommandID: id, Outcome: "not_found", Reason: "no stored outcome for this command id"}, "")
+		}
+	}
+	if err := t.writeReport(stdout, "csv", "n"); err != nil {
+		return err
+	}
+	sum, _ := t.summary()
+	fmt.Fprintln(stderr, sum)
+	return nil
+}
+
+// readCommandIDs reads command ids, one per line: a bare id or a command envelope.
+func readCommandIDs(name string) ([]string, error) {
+	in, _, err := openInput(name)
+	if err != nil {
+		return nil, err
+	}
+	defer in.Close()
+	var ids []string
+	sc := bufio.NewScanner(in)
+	sc.Buffer(make([]byte, 0, 1<<20), 8<<20)
+	for line := 1; sc.Scan(); line++ {
+		text := strings.TrimSpace(sc.Text())
+		switch {
+		case text == "":
+		case strings.HasPrefix(text, "{"):
+			env := domain.ParseCommand([]byte(text))
+			if env.CommandID == "" {
+				return nil, fmt.Errorf("%s:%d: %s", name, line, env.Reject.Message)
+			}
+			ids = append(ids, env.CommandID)
+		default:
+			ids = append(ids, text)
+		}
+	}
+	return ids, sc.Err()
+}
