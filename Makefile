@@ -4,7 +4,7 @@ SHELL := /bin/bash
 GO    ?= go
 NATS_CLI_VERSION := v0.5.0
 
-.PHONY: all build run test test-short bench fuzz lint fmt postgres nats-cli clean
+.PHONY: all build run test test-short chaos bench fuzz lint fmt postgres nats-cli clean
 
 all: build
 
@@ -15,10 +15,20 @@ build:
 run: postgres nats-cli build
 	./bin/simworker dev
 
-## test: vet, then every test with the race detector against real PostgreSQL and JetStream
+## test: vet, then every test with the race detector against real PostgreSQL and JetStream,
+## the fault suite included (its table is printed at the end)
 test: postgres
 	$(GO) vet ./...
-	$(GO) test -race -count=1 -timeout 30m ./...
+	@mkdir -p bin && rm -f bin/fault-table.txt
+	SIM_FAULT_TABLE=$(CURDIR)/bin/fault-table.txt $(GO) test -race -count=1 -timeout 30m ./...
+	@echo "fault suite:" && cat bin/fault-table.txt
+
+## chaos: the fault suite, longer: more commands, more worker kills
+chaos: postgres
+	@mkdir -p bin
+	SIM_FAULT_TABLE=$(CURDIR)/bin/fault-table.txt SIM_FAULT_COMMANDS=$${SIM_FAULT_COMMANDS:-20000} SIM_FAULT_ROUNDS=$${SIM_FAULT_ROUNDS:-12} \
+	  $(GO) test -count=1 -v -timeout 60m -run TestFaultSuite ./e2e/
+	@cat bin/fault-table.txt
 
 test-short:
 	$(GO) test -count=1 ./...

@@ -1,0 +1,173 @@
+// Package e2e holds the whole-system suites: real `simworker run` processes
+// against a private PostgreSQL cluster and in-process JetStream servers (one
+// node or a three-node cluster), with faults injected while they work.
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"simworker/repo"
+	"simworker/repo/pglocal"
+)
+
+var (
+	pg      *pglocal.Server // the suite's own cluster: scenarios crash and restart it
+	binPath string
+)
+
+func TestMain(m *testing.M) {
+	os.Exit(func() int {
+		dir, err := os.MkdirTemp("", "simworker-e2e-")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		defer os.RemoveAll(dir)
+		binPath = filepath.Join(dir, "simworker")
+		if out, err := exec.Command("go", "build", "-o", binPath, "../cmd/simworker").CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "build simworker: %v\n%s", err, out)
+			return 1
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		// fsync stays on: the crash scenario is a real crash.
+		pg, err = pglocal.Start(ctx, pglocal.Options{})
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "start PostgreSQL:", err)
+			return 1
+		}
+		defer pg.Stop()
+		return m.Run()
+	}())
+}
+
+// newDatabase creates a migrated database of the test's own on the suite's
+// cluster.
+func newDatabase(t *testing.T, name string) (string, *pgxpool.Pool) {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, pg.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	db := fmt.Sprintf("e2e_%s_%s", name, hex.EncodeToString(b))
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{db}.Sanitize()); err != nil {
+		t.Fatal(err)
+	}
+	u, _ := url.Parse(pg.URL)
+	u.Path = "/" + db
+	pool, err := repo.Open(ctx, u.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	if err := repo.Migrate(ctx, pool); err != nil {
+		t.Fatal(err)
+	}
+	return u.String(), pool
+}
+
+// adminExec runs SQL on the cluster's maintenance database.
+func adminExec(t *testing.T, sql string, args ...any) {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, pg.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, sql, args...); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// proc is one `simworker run` process; restart replaces it with a new one.
+type proc struct {
+	t    *testing.T
+	env  []string
+	log  string
+	mu   sync.Mutex
+	cmd  *exec.Cmd
+	done chan error
+}
+
+func startProc(t *testing.T, env ...string) *proc {
+	t.Helper()
+	p := &proc{t: t, env: env, log: filepath.Join(t.TempDir(), "worker.log")}
+	p.start()
+	t.Cleanup(p.kill)
+	return p
+}
+
+func (p *proc) start() {
+	p.t.Helper()
+	f, err := os.OpenFile(p.log, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	cmd := exec.Command(binPath, "run")
+	cmd.Env = append(os.Environ(), p.env...)
+	cmd.Stdout, cmd.Stderr = f, f
+	if err := cmd.Start(); err != nil {
+		p.t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait(); f.Close() }()
+	p.mu.Lock()
+	p.cmd, p.done = cmd, done
+	p.mu.Unlock()
+}
+
+// kill sends SIGKILL and waits for the process to go.
+func (p *proc) kill() {
+	p.mu.Lock()
+	cmd, done := p.cmd, p.done
+	p.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	_ = cmd.Process.Signal(syscall.SIGKILL)
+	<-done
+	done <- nil // later waits return at once
+}
+
+// stop sends SIGTERM and returns the exit error.
+func (p *proc) stop(timeout time.Duration) error {
+	p.mu.Lock()
+	cmd, done := p.cmd, p.done
+	p.mu.Unlock()
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-done:
+		done <- err
+		return err
+	case <-time.After(timeout):
+		return fmt.Errorf("no exit %s after SIGTERM", timeout)
+	}
+}
+
+func (p *proc) output() string {
+	b, _ := os.ReadFile(p.log)
+	if len(b) > 4000 {
+		b = append([]byte("..."), b[len(b)-4000:]...)
+	}
+	return string(bytes.TrimSpace(b))
+}
