@@ -43,6 +43,9 @@ Usage:
 Run 'simworker COMMAND --help' for the settings of a command.
 `
 
+// logOutput is where the programs log (tests capture it).
+var logOutput io.Writer = os.Stderr
+
 func main() {
 	if len(os.Args) < 2 {
 		fmt.Fprint(os.Stderr, usage)
@@ -148,7 +151,7 @@ func runCmd(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	log, err := cli.Logger(*ws.logLevel, os.Stderr)
+	log, err := cli.Logger(*ws.logLevel, logOutput)
 	if err != nil {
 		return err
 	}
@@ -220,7 +223,7 @@ func devCmd(ctx context.Context, args []string) error {
 	dataDir := s.String("data-dir", "SIM_DEV_DATA_DIR", ".simworker-dev", "where the dev PostgreSQL cluster and JetStream store live (kept between runs)")
 	natsPort := s.String("nats-port", "SIM_DEV_NATS_PORT", "0", "NATS client port; 0 picks a free one")
 	pgPort := s.String("pg-port", "SIM_DEV_PG_PORT", "0", "PostgreSQL port; 0 picks a free one")
-	syncInterval := s.String("nats-sync-interval", "SIM_DEV_NATS_SYNC_INTERVAL", "2m", "JetStream file store fsync interval ('always' fsyncs every write)")
+	syncInterval := s.String("nats-sync-interval", "SIM_DEV_NATS_SYNC_INTERVAL", "10s", "JetStream file store fsync interval ('always' fsyncs every write)")
 	ws := declareWorker(s)
 	if err := s.Parse(args); err != nil {
 		return err
@@ -243,7 +246,7 @@ func devCmd(ctx context.Context, args []string) error {
 	} else if nopts.SyncInterval, err = cli.Duration("SIM_DEV_NATS_SYNC_INTERVAL", *syncInterval); err != nil {
 		return err
 	}
-	log, err := cli.Logger(*ws.logLevel, os.Stderr)
+	log, err := cli.Logger(*ws.logLevel, logOutput)
 	if err != nil {
 		return err
 	}

@@ -1,9 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"os"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 )
 
 func TestRunRefusesWithoutRequiredSettings(t *testing.T) {
@@ -63,4 +67,44 @@ func TestDatabaseURLNeverEchoed(t *testing.T) {
 	if err == nil || strings.Contains(err.Error(), "s3cr3t") {
 		t.Fatalf("err = %v", err)
 	}
+}
+
+// TestNoSecretInLogs: with both dependencies unreachable the worker logs
+// while it waits for them, and never prints a password or token.
+func TestNoSecretInLogs(t *testing.T) {
+	var buf syncBuffer
+	logOutput = &buf
+	defer func() { logOutput = os.Stderr }()
+	t.Setenv("NATS_URL", "nats://natsuser:nats-s3cret@127.0.0.1:1")
+	t.Setenv("NATS_TOKEN", "tok-s3cret")
+	t.Setenv("DATABASE_URL", "postgres://pguser:pg-s3cret@127.0.0.1:1/db?sslmode=disable&connect_timeout=1")
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	_ = runCmd(ctx, nil)
+	out := buf.String()
+	if !strings.Contains(out, "waiting for dependencies") {
+		t.Fatalf("expected start-up warnings, got: %s", out)
+	}
+	for _, secret := range []string{"nats-s3cret", "tok-s3cret", "pg-s3cret"} {
+		if strings.Contains(out, secret) {
+			t.Fatalf("log shows %s:\n%s", secret, out)
+		}
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
