@@ -39,6 +39,22 @@ func NewStore(pool *pgxpool.Pool, source string) *Store {
 // outage to retry; any other error is unexpected (a bug or bad data the
 // checks did not foresee).
 func (s *Store) Handle(ctx context.Context, envs []domain.Envelope) ([]domain.Outcome, error) {
+	var outs []domain.Outcome
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var err error
+		outs, err = s.decideBatch(ctx, tx, envs)
+		return err
+	})
+	if err != nil {
+		return nil, translate(err)
+	}
+	return outs, nil
+}
+
+// HandleSequential decides the batch like Handle, one command after the
+// other with a few statements each: the reference that Handle's set-based
+// statements must match, outcome for outcome.
+func (s *Store) HandleSequential(ctx context.Context, envs []domain.Envelope) ([]domain.Outcome, error) {
 	outs := make([]domain.Outcome, 0, len(envs))
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		outs = outs[:0]
@@ -109,15 +125,11 @@ func (s *Store) decide(ctx context.Context, tx pgx.Tx, env domain.Envelope) (dom
 	case err != nil:
 		return domain.Outcome{}, err
 	case companyID == nil:
-		return reject(&domain.Error{Code: domain.CodeNotFound, Message: "device_id: device not found",
-			Fields: []domain.FieldError{{Field: "device_id", Reason: "device not found"}}})
+		return reject(errDeviceNotFound)
 	case !allowed:
-		return reject(&domain.Error{Code: domain.CodeUnauthorized,
-			Message: "actor may not create SIMs for company " + *companyID, Fields: []domain.FieldError{}})
+		return reject(errUnauthorized(*companyID))
 	case !mnoUsable:
-		return reject(&domain.Error{Code: domain.CodeNotFound,
-			Message: "mno_integration_id: MNO integration not found for the SIM's company",
-			Fields:  []domain.FieldError{{Field: "mno_integration_id", Reason: "MNO integration not found for the SIM's company"}}})
+		return reject(errMNONotFound)
 	}
 
 	sim, inserted, err := insertSim(ctx, tx, newID(), *companyID, cmd, now)
@@ -125,8 +137,7 @@ func (s *Store) decide(ctx context.Context, tx pgx.Tx, env domain.Envelope) (dom
 		return domain.Outcome{}, err
 	}
 	if !inserted {
-		return reject(&domain.Error{Code: domain.CodeAlreadyExists, Message: "iccid: already taken",
-			Fields: []domain.FieldError{{Field: "iccid", Reason: "already taken"}}})
+		return reject(errICCIDTaken)
 	}
 	out, err := domain.NewCreated(s.source, newID(), env.CommandID, sim)
 	if err != nil {

@@ -1,0 +1,331 @@
+package repo
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"simworker/domain"
+)
+
+// decideBatch decides a batch with set-based statements, a handful per batch
+// whatever its size: claim every command id at once, read back the stored
+// outcomes of those already decided, run checks 4 to 6 for all in one query,
+// insert every SIM in one statement, record every outcome in one statement.
+// The outcomes are those of deciding the commands one at a time in the order
+// given (decide): a command id seen earlier in the batch gets that earlier
+// outcome, and an ICCID wanted by several commands goes to the first of them
+// that passes checks 4 to 6.
+func (s *Store) decideBatch(ctx context.Context, tx pgx.Tx, envs []domain.Envelope) ([]domain.Outcome, error) {
+	outs := make([]domain.Outcome, len(envs))
+	// first[i] is the index of the first envelope with envs[i]'s command id.
+	first := make([]int, len(envs))
+	firstOf := make(map[string]int, len(envs))
+	ids := make([]string, 0, len(envs))
+	for i, env := range envs {
+		if env.CommandID == "" {
+			return nil, fmt.Errorf("envelope %d without a command id reached the store", i)
+		}
+		if j, ok := firstOf[env.CommandID]; ok {
+			first[i] = j
+			continue
+		}
+		first[i], firstOf[env.CommandID] = i, i
+		ids = append(ids, env.CommandID)
+	}
+
+	claimed, err := claimAll(ctx, tx, ids)
+	if err != nil {
+		return nil, err
+	}
+	var stored []string
+	for _, id := range ids {
+		if !claimed[id] {
+			stored = append(stored, id)
+		}
+	}
+	if len(stored) > 0 {
+		prev, err := storedOutcomes(ctx, tx, stored)
+		if err != nil {
+			return nil, err
+		}
+		for _, id := range stored {
+			o, ok := prev[id]
+			if !ok {
+				return nil, fmt.Errorf("command %q: claimed by another transaction but no outcome stored", id)
+			}
+			outs[firstOf[id]] = o
+		}
+	}
+
+	now := s.now().UTC().Truncate(time.Microsecond)
+	reject := func(i int, e *domain.Error) {
+		outs[i] = domain.NewRejected(s.source, newID(), envs[i].CommandID, now, e)
+	}
+	// The new commands that passed checks 1 to 3 go on to the database checks.
+	var checkIdx []int
+	for i, env := range envs {
+		if first[i] != i || !claimed[env.CommandID] {
+			continue
+		}
+		if env.Reject != nil {
+			reject(i, env.Reject)
+			continue
+		}
+		checkIdx = append(checkIdx, i)
+	}
+	if len(checkIdx) > 0 {
+		access, err := checkAccessAll(ctx, tx, envs, checkIdx)
+		if err != nil {
+			return nil, err
+		}
+		// Candidates for insertion: the first command (in batch order) to want
+		// each ICCID; a later one can only find it taken.
+		var insertIdx []int
+		wanted := map[string]bool{}
+		var later []int
+		companyOf := make(map[int]string, len(checkIdx))
+		for k, i := range checkIdx {
+			a := access[k]
+			if a.companyID != nil {
+				companyOf[i] = *a.companyID
+			}
+			switch {
+			case a.companyID == nil:
+				reject(i, errDeviceNotFound)
+			case !a.allowed:
+				reject(i, errUnauthorized(*a.companyID))
+			case !a.mnoUsable:
+				reject(i, errMNONotFound)
+			case wanted[envs[i].Command.Sim.ICCID]:
+				later = append(later, i)
+			default:
+				wanted[envs[i].Command.Sim.ICCID] = true
+				insertIdx = append(insertIdx, i)
+			}
+		}
+		simIDs := make([]string, len(insertIdx))
+		companies := make([]string, len(insertIdx))
+		for k, i := range insertIdx {
+			simIDs[k], companies[k] = newID(), companyOf[i]
+		}
+		sims, err := insertSims(ctx, tx, envs, insertIdx, simIDs, companies, now)
+		if err != nil {
+			return nil, err
+		}
+		for k, i := range insertIdx {
+			sim, ok := sims[simIDs[k]]
+			if !ok {
+				reject(i, errICCIDTaken)
+				continue
+			}
+			if outs[i], err = domain.NewCreated(s.source, newID(), envs[i].CommandID, sim); err != nil {
+				return nil, err
+			}
+		}
+		for _, i := range later {
+			reject(i, errICCIDTaken)
+		}
+	}
+
+	var fresh []domain.Outcome
+	for _, id := range ids {
+		if claimed[id] {
+			fresh = append(fresh, outs[firstOf[id]])
+		}
+	}
+	if err := recordAll(ctx, tx, fresh); err != nil {
+		return nil, err
+	}
+	for i := range envs {
+		if first[i] != i {
+			o := outs[first[i]]
+			o.Replayed = true
+			outs[i] = o
+		}
+	}
+	return outs, nil
+}
+
+// The rejections of checks 4 to 7.
+var (
+	errDeviceNotFound = &domain.Error{Code: domain.CodeNotFound, Message: "device_id: device not found",
+		Fields: []domain.FieldError{{Field: "device_id", Reason: "device not found"}}}
+	errMNONotFound = &domain.Error{Code: domain.CodeNotFound,
+		Message: "mno_integration_id: MNO integration not found for the SIM's company",
+		Fields:  []domain.FieldError{{Field: "mno_integration_id", Reason: "MNO integration not found for the SIM's company"}}}
+	errICCIDTaken = &domain.Error{Code: domain.CodeAlreadyExists, Message: "iccid: already taken",
+		Fields: []domain.FieldError{{Field: "iccid", Reason: "already taken"}}}
+)
+
+func errUnauthorized(companyID string) *domain.Error {
+	return &domain.Error{Code: domain.CodeUnauthorized,
+		Message: "actor may not create SIMs for company " + companyID, Fields: []domain.FieldError{}}
+}
+
+// claimAll inserts the processed_commands rows of the ids, waiting for any
+// other transaction that holds one, and returns those this transaction got.
+func claimAll(ctx context.Context, tx pgx.Tx, ids []string) (map[string]bool, error) {
+	rows, err := tx.Query(ctx, `
+		INSERT INTO processed_commands (command_id) SELECT unnest($1::text[])
+		ON CONFLICT (command_id) DO NOTHING RETURNING command_id`, ids)
+	if err != nil {
+		return nil, err
+	}
+	got, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, err
+	}
+	claimed := make(map[string]bool, len(got))
+	for _, id := range got {
+		claimed[id] = true
+	}
+	return claimed, nil
+}
+
+// storedOutcomes reads the outcomes earlier transactions stored.
+func storedOutcomes(ctx context.Context, tx pgx.Tx, ids []string) (map[string]domain.Outcome, error) {
+	rows, err := tx.Query(ctx, `
+		SELECT command_id, event_id::text, event_type, status, coalesce(code, ''), coalesce(sim_id::text, ''), event
+		FROM processed_commands WHERE command_id = ANY($1) AND event IS NOT NULL`, ids)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := make(map[string]domain.Outcome, len(ids))
+	for rows.Next() {
+		var (
+			o    domain.Outcome
+			code string
+		)
+		if err := rows.Scan(&o.CommandID, &o.EventID, &o.Type, &o.Status, &code, &o.SimID, &o.Event); err != nil {
+			return nil, err
+		}
+		o.Code, o.Replayed = domain.Code(code), true
+		out[o.CommandID] = o
+	}
+	return out, rows.Err()
+}
+
+type access struct {
+	companyID          *string
+	allowed, mnoUsable bool
+}
+
+// checkAccessAll runs checks 4 to 6 for the envelopes at idx in one query
+// (see checkAccess for one command).
+func checkAccessAll(ctx context.Context, tx pgx.Tx, envs []domain.Envelope, idx []int) ([]access, error) {
+	devices, actors := make([]string, len(idx)), make([]string, len(idx))
+	mnos := make([]*string, len(idx))
+	for k, i := range idx {
+		c := envs[i].Command
+		devices[k], actors[k], mnos[k] = c.Sim.DeviceID, c.ActorID, c.Sim.MNOIntegrationID
+	}
+	rows, err := tx.Query(ctx, `
+		WITH RECURSIVE input AS (
+			SELECT * FROM unnest($1::text[], $2::text[], $3::text[]) WITH ORDINALITY AS t(device_id, actor_id, mno_id, n)
+		), dev AS (
+			SELECT i.n, d.company_id FROM input i LEFT JOIN devices d ON d.id = i.device_id
+		), chain(n, id) AS (
+			SELECT n, company_id FROM dev WHERE company_id IS NOT NULL
+			UNION
+			SELECT ch.n, c.parent_id FROM chain ch JOIN companies c ON c.id = ch.id WHERE c.parent_id IS NOT NULL
+		)
+		SELECT dev.company_id,
+			EXISTS (SELECT 1 FROM chain ch JOIN grants g ON g.company_id = ch.id
+			        WHERE ch.n = i.n AND g.user_id = i.actor_id AND g.permission = $4),
+			i.mno_id IS NULL OR EXISTS (SELECT 1 FROM chain ch JOIN mno_integrations m ON m.company_id = ch.id
+			        WHERE ch.n = i.n AND m.id = i.mno_id)
+		FROM input i JOIN dev ON dev.n = i.n
+		ORDER BY i.n`, devices, actors, mnos, domain.PermissionCreateSIM)
+	if err != nil {
+		return nil, err
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (access, error) {
+		var a access
+		err := r.Scan(&a.companyID, &a.allowed, &a.mnoUsable)
+		return a, err
+	})
+	if err == nil && len(out) != len(idx) {
+		err = fmt.Errorf("access check returned %d rows for %d commands", len(out), len(idx))
+	}
+	return out, err
+}
+
+// insertSims inserts the SIMs of the envelopes at idx (distinct ICCIDs) in
+// one statement and returns the inserted rows by SIM id; a SIM whose ICCID is
+// taken is simply absent. As for one SIM, ON CONFLICT on the unique
+// constraint settles races with other transactions.
+func insertSims(ctx context.Context, tx pgx.Tx, envs []domain.Envelope, idx []int, simIDs, companies []string, now time.Time) (map[string]domain.Sim, error) {
+	if len(idx) == 0 {
+		return nil, nil
+	}
+	n := len(idx)
+	devices, iccids, statuses, actors, metadata := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	mnos, msisdns, comms, rates := make([]*string, n), make([]*string, n), make([]*string, n), make([]*string, n)
+	for k, i := range idx {
+		c := envs[i].Command
+		in := c.Sim
+		devices[k], iccids[k], statuses[k], actors[k], metadata[k] = in.DeviceID, in.ICCID, in.Status, c.ActorID, string(in.SimMetadata)
+		mnos[k], msisdns[k], comms[k], rates[k] = in.MNOIntegrationID, in.MSISDN, in.CommunicationPlan, in.RatePlan
+	}
+	rows, err := tx.Query(ctx, `
+		INSERT INTO sims (id, company_id, device_id, mno_integration_id, iccid, msisdn, status,
+		                  communication_plan, rate_plan, sim_metadata, created_at, created_by, updated_at, updated_by)
+		SELECT id, company_id, device_id, mno_id, iccid, msisdn, status, comm, rate, md::jsonb, $12, actor, $12, actor
+		FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+		            $8::text[], $9::text[], $10::text[], $11::text[])
+		     AS t(id, company_id, device_id, mno_id, iccid, msisdn, status, comm, rate, md, actor)
+		ON CONFLICT ON CONSTRAINT sims_iccid_key DO NOTHING
+		RETURNING `+simColumns,
+		simIDs, companies, devices, mnos, iccids, msisdns, statuses, comms, rates, metadata, actors, now)
+	if err != nil {
+		return nil, err
+	}
+	sims, err := pgx.CollectRows(rows, scanSim)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]domain.Sim, len(sims))
+	for _, s := range sims {
+		out[s.ID] = s
+	}
+	return out, nil
+}
+
+// recordAll completes the claimed rows with their outcomes in one statement.
+func recordAll(ctx context.Context, tx pgx.Tx, outs []domain.Outcome) error {
+	if len(outs) == 0 {
+		return nil
+	}
+	n := len(outs)
+	ids, eventIDs, types := make([]string, n), make([]string, n), make([]string, n)
+	statuses := make([]int32, n)
+	codes, simIDs := make([]*string, n), make([]*string, n)
+	events := make([][]byte, n)
+	for k, o := range outs {
+		ids[k], eventIDs[k], types[k], statuses[k], events[k] = o.CommandID, o.EventID, o.Type, int32(o.Status), o.Event
+		if o.Code != "" {
+			c := string(o.Code)
+			codes[k] = &c
+		}
+		if o.SimID != "" {
+			id := o.SimID
+			simIDs[k] = &id
+		}
+	}
+	tag, err := tx.Exec(ctx, `
+		UPDATE processed_commands p
+		SET event_id = u.event_id, event_type = u.event_type, status = u.status, code = u.code,
+		    sim_id = u.sim_id, event = u.event, processed_at = now()
+		FROM unnest($1::text[], $2::uuid[], $3::text[], $4::int[], $5::text[], $6::uuid[], $7::bytea[])
+		     AS u(command_id, event_id, event_type, status, code, sim_id, event)
+		WHERE p.command_id = u.command_id`,
+		ids, eventIDs, types, statuses, codes, simIDs, events)
+	if err == nil && tag.RowsAffected() != int64(n) {
+		err = fmt.Errorf("recorded %d outcomes of %d", tag.RowsAffected(), n)
+	}
+	return err
+}

@@ -1,0 +1,156 @@
+package repo_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"testing"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"simworker/domain"
+	"simworker/repo"
+	"simworker/repo/repotest"
+)
+
+const batchFixtures = `{
+ "companies": [{"id": "co-root", "name": "Root"}, {"id": "co-a", "name": "A", "parent_id": "co-root"},
+               {"id": "co-a1", "name": "A1", "parent_id": "co-a"}, {"id": "co-other", "name": "Other"}],
+ "users": [{"id": "u-root", "name": "Root admin"}, {"id": "u-a1", "name": "A1 admin"}, {"id": "u-none", "name": "No grants"}],
+ "grants": [{"user_id": "u-root", "company_id": "co-root", "permission": "sims:create"},
+            {"user_id": "u-a1", "company_id": "co-a1", "permission": "sims:create"}],
+ "devices": [{"id": "d-a", "company_id": "co-a", "name": "A"}, {"id": "d-a1", "company_id": "co-a1", "name": "A1"},
+             {"id": "d-other", "company_id": "co-other", "name": "Other"}],
+ "mno_integrations": [{"id": "m-root", "company_id": "co-root", "name": "R"}, {"id": "m-a1", "company_id": "co-a1", "name": "A1"},
+                      {"id": "m-other", "company_id": "co-other", "name": "O"}]
+}`
+
+// mixedEnvelopes is a batch with every outcome and the tricky orders: a
+// command id twice, an ICCID wanted by a command that fails its checks and
+// then by one that passes, an ICCID wanted by three, an ICCID stored before.
+func mixedEnvelopes() []domain.Envelope {
+	ic := func(n int) string { return fmt.Sprintf("8949%015d", n) }
+	bodies := []string{}
+	add := func(id, actor string, sim map[string]any) {
+		b, _ := json.Marshal(map[string]any{"command_id": id, "actor_id": actor, "sim": sim})
+		bodies = append(bodies, string(b))
+	}
+	add("ok-1", "u-root", map[string]any{"device_id": "d-a", "iccid": ic(1)})
+	add("ok-2", "u-a1", map[string]any{"device_id": "d-a1", "iccid": ic(2), "mno_integration_id": "m-root", "status": "active",
+		"sim_metadata": map[string]any{"n": json.Number("12345678901234567890")}})
+	add("bad-arg", "u-root", map[string]any{"device_id": "d-a", "iccid": "1"})
+	add("no-actor", "", map[string]any{"device_id": "d-a", "iccid": ic(3)})
+	add("no-device", "u-root", map[string]any{"device_id": "d-none", "iccid": ic(4)})
+	add("no-grant", "u-none", map[string]any{"device_id": "d-a", "iccid": ic(5)})
+	add("grant-below", "u-a1", map[string]any{"device_id": "d-a", "iccid": ic(6)})
+	add("bad-mno", "u-root", map[string]any{"device_id": "d-a", "iccid": ic(7), "mno_integration_id": "m-other"})
+	add("mno-below", "u-root", map[string]any{"device_id": "d-a", "iccid": ic(8), "mno_integration_id": "m-a1"})
+	add("taken-before", "u-root", map[string]any{"device_id": "d-a", "iccid": ic(99)})
+	add("clash-fails-first", "u-none", map[string]any{"device_id": "d-a", "iccid": ic(10)})
+	add("clash-wins", "u-root", map[string]any{"device_id": "d-a", "iccid": ic(10)})
+	add("clash-loses", "u-root", map[string]any{"device_id": "d-a1", "iccid": ic(10)})
+	add("ok-1", "u-root", map[string]any{"device_id": "d-a", "iccid": ic(11)}) // same command id, new payload
+	add("three-1", "u-root", map[string]any{"device_id": "d-a", "iccid": ic(12)})
+	add("three-2", "u-root", map[string]any{"device_id": "d-a", "iccid": ic(12), "mno_integration_id": "m-other"})
+	add("three-3", "u-root", map[string]any{"device_id": "d-a1", "iccid": ic(12)})
+	add("three-4", "u-root", map[string]any{"device_id": "d-a1", "iccid": ic(12)})
+	add("decided-before", "u-root", map[string]any{"device_id": "d-a", "iccid": ic(13)})
+	envs := make([]domain.Envelope, len(bodies))
+	for i, b := range bodies {
+		envs[i] = domain.ParseCommand([]byte(b))
+	}
+	return envs
+}
+
+// prepared is a database with the fixtures, one SIM stored before (ICCID
+// ...99) and one command decided before.
+func prepared(t *testing.T) (*pgxpool.Pool, *repo.Store) {
+	pool, _ := repotest.NewDB(t)
+	repotest.LoadFixtures(t, pool, batchFixtures)
+	store := repo.NewStore(pool, "")
+	for _, b := range []string{
+		`{"command_id":"earlier","actor_id":"u-root","sim":{"device_id":"d-a","iccid":"8949000000000000099"}}`,
+		`{"command_id":"decided-before","actor_id":"u-none","sim":{"device_id":"d-a","iccid":"8949000000000000098"}}`,
+	} {
+		if _, err := store.HandleSequential(context.Background(), []domain.Envelope{domain.ParseCommand([]byte(b))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return pool, store
+}
+
+// signature is what must match between the two ways of deciding.
+func signature(t *testing.T, o domain.Outcome) string {
+	t.Helper()
+	var ev struct {
+		Type string         `json:"type"`
+		Data map[string]any `json:"data"`
+	}
+	if err := json.Unmarshal(o.Event, &ev); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"id", "created_at", "updated_at"} {
+		delete(ev.Data, k)
+	}
+	d, _ := json.Marshal(ev.Data)
+	return fmt.Sprintf("%s %d %s replayed=%v %s", ev.Type, o.Status, o.Code, o.Replayed, d)
+}
+
+func TestBatchEqualsOneAtATime(t *testing.T) {
+	t.Parallel()
+	envs := mixedEnvelopes()
+	_, seqStore := prepared(t)
+	want, err := seqStore.HandleSequential(context.Background(), envs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	batchPool, batchStore := prepared(t)
+	got, err := batchStore.Handle(context.Background(), envs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	codes := map[string]int{}
+	for i := range envs {
+		w, g := signature(t, want[i]), signature(t, got[i])
+		if w != g {
+			t.Errorf("%s:\n one at a time: %s\n batched:       %s", envs[i].CommandID, w, g)
+		}
+		codes[string(got[i].Code)+got[i].Type]++
+	}
+	// The batch covers every outcome.
+	for _, c := range []string{"sim.created", "invalid_argumentsim.rejected", "unauthorizedsim.rejected", "not_foundsim.rejected", "already_existssim.rejected"} {
+		if codes[c] == 0 {
+			t.Errorf("the batch has no %s outcome", c)
+		}
+	}
+	if t.Failed() {
+		return
+	}
+	// The same command id twice in one batch: one outcome.
+	if got[0].EventID != got[13].EventID {
+		t.Fatal("a command id repeated in the batch got two outcomes")
+	}
+	// And the batch is idempotent: deciding it again returns what is stored.
+	again, err := batchStore.Handle(context.Background(), envs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range envs {
+		if again[i].EventID != got[i].EventID || string(again[i].Event) != string(got[i].Event) {
+			t.Fatalf("%s: second run %s, first %s", envs[i].CommandID, again[i].Event, got[i].Event)
+		}
+	}
+	var rows int
+	if err := batchPool.QueryRow(context.Background(), `SELECT count(*) FROM sims`).Scan(&rows); err != nil {
+		t.Fatal(err)
+	}
+	created := 1 // stored before
+	for _, o := range got {
+		if o.Type == domain.TypeCreated && !o.Replayed {
+			created++
+		}
+	}
+	if rows != created {
+		t.Fatalf("sims rows %d, created %d", rows, created)
+	}
+}
