@@ -540,13 +540,13 @@ func TestSlowTransactionOutlastsAckWait(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	// Hold the device row: the SIM insert (its foreign key) waits for it.
+	// Hold a lock that the SIM insert waits for.
 	tx, err := b.pool.Begin(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer tx.Rollback(ctx)
-	if _, err := tx.Exec(ctx, `SELECT 1 FROM devices WHERE id = 'd-1' FOR UPDATE`); err != nil {
+	if _, err := tx.Exec(ctx, `LOCK TABLE sims IN SHARE MODE`); err != nil {
 		t.Fatal(err)
 	}
 	b.startWorker(consumer.Config{AckWait: 30 * time.Second})

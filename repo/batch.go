@@ -2,6 +2,7 @@ package repo
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -10,10 +11,10 @@ import (
 	"simworker/domain"
 )
 
-// decideBatch decides a batch with set-based statements, a handful per batch
-// whatever its size: claim every command id at once, read back the stored
-// outcomes of those already decided, run checks 4 to 6 for all in one query,
-// insert every SIM in one statement, record every outcome in one statement.
+// decideBatch decides a batch with set-based statements, four per batch
+// whatever its size: read the stored outcomes of the batch's command ids, run
+// checks 4 to 6 for all new commands in one query, insert every SIM in one
+// statement, store every new outcome in one statement.
 // The outcomes are those of deciding the commands one at a time in the order
 // given (decide): a command id seen earlier in the batch gets that earlier
 // outcome, and an ICCID wanted by several commands goes to the first of them
@@ -36,27 +37,19 @@ func (s *Store) decideBatch(ctx context.Context, tx pgx.Tx, envs []domain.Envelo
 		ids = append(ids, env.CommandID)
 	}
 
-	claimed, err := claimAll(ctx, tx, ids)
+	// Outcomes stored by earlier transactions. A command decided concurrently
+	// by another worker and not yet committed is caught at the end, when its
+	// processed_commands row conflicts.
+	prev, err := storedOutcomes(ctx, tx, ids)
 	if err != nil {
 		return nil, err
 	}
-	var stored []string
+	claimed := make(map[string]bool, len(ids))
 	for _, id := range ids {
-		if !claimed[id] {
-			stored = append(stored, id)
-		}
-	}
-	if len(stored) > 0 {
-		prev, err := storedOutcomes(ctx, tx, stored)
-		if err != nil {
-			return nil, err
-		}
-		for _, id := range stored {
-			o, ok := prev[id]
-			if !ok {
-				return nil, fmt.Errorf("command %q: claimed by another transaction but no outcome stored", id)
-			}
+		if o, ok := prev[id]; ok {
 			outs[firstOf[id]] = o
+		} else {
+			claimed[id] = true
 		}
 	}
 
@@ -136,7 +129,7 @@ func (s *Store) decideBatch(ctx context.Context, tx pgx.Tx, envs []domain.Envelo
 			fresh = append(fresh, outs[firstOf[id]])
 		}
 	}
-	if err := recordAll(ctx, tx, fresh); err != nil {
+	if err := insertOutcomes(ctx, tx, fresh); err != nil {
 		return nil, err
 	}
 	for i := range envs {
@@ -163,26 +156,6 @@ var (
 func errUnauthorized(companyID string) *domain.Error {
 	return &domain.Error{Code: domain.CodeUnauthorized,
 		Message: "actor may not create SIMs for company " + companyID, Fields: []domain.FieldError{}}
-}
-
-// claimAll inserts the processed_commands rows of the ids, waiting for any
-// other transaction that holds one, and returns those this transaction got.
-func claimAll(ctx context.Context, tx pgx.Tx, ids []string) (map[string]bool, error) {
-	rows, err := tx.Query(ctx, `
-		INSERT INTO processed_commands (command_id) SELECT unnest($1::text[])
-		ON CONFLICT (command_id) DO NOTHING RETURNING command_id`, ids)
-	if err != nil {
-		return nil, err
-	}
-	got, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		return nil, err
-	}
-	claimed := make(map[string]bool, len(got))
-	for _, id := range got {
-		claimed[id] = true
-	}
-	return claimed, nil
 }
 
 // storedOutcomes reads the outcomes earlier transactions stored.
@@ -223,22 +196,27 @@ func checkAccessAll(ctx context.Context, tx pgx.Tx, envs []domain.Envelope, idx 
 		c := envs[i].Command
 		devices[k], actors[k], mnos[k] = c.Sim.DeviceID, c.ActorID, c.Sim.MNOIntegrationID
 	}
+	// Joins rather than correlated subqueries over the CTEs: the planner
+	// hashes them, keeping a batch linear in its size.
 	rows, err := tx.Query(ctx, `
 		WITH RECURSIVE input AS (
 			SELECT * FROM unnest($1::text[], $2::text[], $3::text[]) WITH ORDINALITY AS t(device_id, actor_id, mno_id, n)
-		), dev AS (
-			SELECT i.n, d.company_id FROM input i LEFT JOIN devices d ON d.id = i.device_id
 		), chain(n, id) AS (
-			SELECT n, company_id FROM dev WHERE company_id IS NOT NULL
+			SELECT i.n, d.company_id FROM input i JOIN devices d ON d.id = i.device_id
 			UNION
 			SELECT ch.n, c.parent_id FROM chain ch JOIN companies c ON c.id = ch.id WHERE c.parent_id IS NOT NULL
+		), allowed AS (
+			SELECT DISTINCT ch.n FROM chain ch JOIN input i ON i.n = ch.n
+			JOIN grants g ON g.company_id = ch.id AND g.user_id = i.actor_id AND g.permission = $4
+		), usable AS (
+			SELECT DISTINCT ch.n FROM chain ch JOIN input i ON i.n = ch.n
+			JOIN mno_integrations m ON m.company_id = ch.id AND m.id = i.mno_id
 		)
-		SELECT dev.company_id,
-			EXISTS (SELECT 1 FROM chain ch JOIN grants g ON g.company_id = ch.id
-			        WHERE ch.n = i.n AND g.user_id = i.actor_id AND g.permission = $4),
-			i.mno_id IS NULL OR EXISTS (SELECT 1 FROM chain ch JOIN mno_integrations m ON m.company_id = ch.id
-			        WHERE ch.n = i.n AND m.id = i.mno_id)
-		FROM input i JOIN dev ON dev.n = i.n
+		SELECT d.company_id, allowed.n IS NOT NULL, i.mno_id IS NULL OR usable.n IS NOT NULL
+		FROM input i
+		LEFT JOIN devices d ON d.id = i.device_id
+		LEFT JOIN allowed ON allowed.n = i.n
+		LEFT JOIN usable ON usable.n = i.n
 		ORDER BY i.n`, devices, actors, mnos, domain.PermissionCreateSIM)
 	if err != nil {
 		return nil, err
@@ -295,8 +273,15 @@ func insertSims(ctx context.Context, tx pgx.Tx, envs []domain.Envelope, idx []in
 	return out, nil
 }
 
-// recordAll completes the claimed rows with their outcomes in one statement.
-func recordAll(ctx context.Context, tx pgx.Tx, outs []domain.Outcome) error {
+// errRaced: another transaction stored an outcome for one of the batch's
+// commands while this one decided it. The batch is rolled back and decided
+// again, and then finds that outcome stored.
+var errRaced = errors.New("another worker decided a command of the batch concurrently")
+
+// insertOutcomes stores the outcomes in one statement. A row that already
+// exists means another transaction decided that command meanwhile: the insert
+// waited for it to commit, and the whole batch must be decided again.
+func insertOutcomes(ctx context.Context, tx pgx.Tx, outs []domain.Outcome) error {
 	if len(outs) == 0 {
 		return nil
 	}
@@ -317,15 +302,12 @@ func recordAll(ctx context.Context, tx pgx.Tx, outs []domain.Outcome) error {
 		}
 	}
 	tag, err := tx.Exec(ctx, `
-		UPDATE processed_commands p
-		SET event_id = u.event_id, event_type = u.event_type, status = u.status, code = u.code,
-		    sim_id = u.sim_id, event = u.event, processed_at = now()
-		FROM unnest($1::text[], $2::uuid[], $3::text[], $4::int[], $5::text[], $6::uuid[], $7::bytea[])
-		     AS u(command_id, event_id, event_type, status, code, sim_id, event)
-		WHERE p.command_id = u.command_id`,
+		INSERT INTO processed_commands (command_id, event_id, event_type, status, code, sim_id, event)
+		SELECT * FROM unnest($1::text[], $2::uuid[], $3::text[], $4::int[], $5::text[], $6::uuid[], $7::bytea[])
+		ON CONFLICT (command_id) DO NOTHING`,
 		ids, eventIDs, types, statuses, codes, simIDs, events)
 	if err == nil && tag.RowsAffected() != int64(n) {
-		err = fmt.Errorf("recorded %d outcomes of %d", tag.RowsAffected(), n)
+		err = errRaced
 	}
 	return err
 }

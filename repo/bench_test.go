@@ -15,7 +15,7 @@ import (
 // BenchmarkHandle decides valid Create-SIM commands against PostgreSQL, one
 // transaction per batch, and reports commands per second.
 func BenchmarkHandle(b *testing.B) {
-	for _, size := range []int{1, 100} {
+	for _, size := range []int{1, 100, 500} {
 		b.Run(fmt.Sprintf("batch=%d", size), func(b *testing.B) {
 			pool, _ := repotest.NewDB(b)
 			repotest.LoadFixtures(b, pool, string(deploy.DemoFixtures))

@@ -39,16 +39,21 @@ func NewStore(pool *pgxpool.Pool, source string) *Store {
 // outage to retry; any other error is unexpected (a bug or bad data the
 // checks did not foresee).
 func (s *Store) Handle(ctx context.Context, envs []domain.Envelope) ([]domain.Outcome, error) {
-	var outs []domain.Outcome
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		var err error
-		outs, err = s.decideBatch(ctx, tx, envs)
-		return err
-	})
-	if err != nil {
-		return nil, translate(err)
+	for attempt := 1; ; attempt++ {
+		var outs []domain.Outcome
+		err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+			var err error
+			outs, err = s.decideBatch(ctx, tx, envs)
+			return err
+		})
+		if errors.Is(err, errRaced) && attempt < 5 {
+			continue // the retry reads the other worker's outcomes
+		}
+		if err != nil {
+			return nil, translate(err)
+		}
+		return outs, nil
 	}
-	return outs, nil
 }
 
 // HandleSequential decides the batch like Handle, one command after the
