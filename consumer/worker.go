@@ -33,6 +33,7 @@ type Handler interface {
 type Config struct {
 	Source          string        // CloudEvents source (simworker)
 	BatchSize       int           // commands decided in one transaction at most (100)
+	Concurrency     int           // batches in flight at once, each in its own transaction (4)
 	AckWait         time.Duration // the consumer's AckWait: InProgress is sent every third of it (30s)
 	MaxBackoff      time.Duration // cap of the wait between retries during an outage (30s)
 	RetryWindow     time.Duration // how long a batch is retried in place before a delayed NAK (15s)
@@ -46,6 +47,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.BatchSize <= 0 {
 		c.BatchSize = 100
+	}
+	if c.Concurrency <= 0 {
+		c.Concurrency = 4
 	}
 	if c.AckWait <= 0 {
 		c.AckWait = 30 * time.Second
@@ -74,8 +78,21 @@ type Worker struct {
 	log  *zap.Logger
 	cfg  Config
 
-	outage *backoff.ExponentialBackOff // shared by consecutive failing batches
+	mu     sync.Mutex
+	outage *backoff.ExponentialBackOff // shared by the batches in flight: an outage hits them all
 	stop   chan struct{}               // closed when shutdown starts
+}
+
+func (w *Worker) nextBackoff() time.Duration {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.outage.NextBackOff()
+}
+
+func (w *Worker) resetBackoff() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.outage.Reset()
 }
 
 // NewWorker returns a worker; Run starts it.
@@ -96,7 +113,7 @@ var errStopping = errors.New("worker stopping")
 // in flight (bounded by ShutdownTimeout), hands back what it had not started
 // (NAK, so another worker takes it at once) and returns nil.
 func (w *Worker) Run(ctx context.Context) error {
-	msgs := make(chan jetstream.Msg, w.cfg.BatchSize)
+	msgs := make(chan jetstream.Msg, w.cfg.BatchSize*w.cfg.Concurrency)
 	cc, err := w.cons.Consume(func(m jetstream.Msg) {
 		select {
 		case <-w.stop:
@@ -104,7 +121,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		case msgs <- m:
 		}
 	},
-		jetstream.PullMaxMessages(2*w.cfg.BatchSize),
+		jetstream.PullMaxMessages(2*w.cfg.BatchSize*w.cfg.Concurrency),
 		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 			w.log.Warn("consume", zap.Error(err))
 		}))
@@ -128,14 +145,27 @@ func (w *Worker) Run(ctx context.Context) error {
 		}
 	}()
 
-	w.log.Info("worker started", zap.Int("batch_size", w.cfg.BatchSize))
+	w.log.Info("worker started", zap.Int("batch_size", w.cfg.BatchSize), zap.Int("concurrency", w.cfg.Concurrency))
+	// Batches go to at most Concurrency goroutines; taking a slot before
+	// collecting a batch means a batch is cut from what is there when a slot
+	// frees up, never held back waiting for one.
+	slots := make(chan struct{}, w.cfg.Concurrency)
+	var inflight sync.WaitGroup
 	for {
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
+		}
 		var first jetstream.Msg
 		select {
 		case <-ctx.Done():
 		case first = <-msgs:
 		}
 		if first == nil {
+			<-slots
 			break
 		}
 		batch := []jetstream.Msg{first}
@@ -148,8 +178,14 @@ func (w *Worker) Run(ctx context.Context) error {
 				break fill
 			}
 		}
-		w.process(workCtx, batch)
+		inflight.Add(1)
+		go func() {
+			defer inflight.Done()
+			defer func() { <-slots }()
+			w.process(workCtx, batch)
+		}()
 	}
+	inflight.Wait()
 	<-cc.Closed()
 	for {
 		select {
@@ -318,7 +354,7 @@ func (w *Worker) retryOutage(ctx context.Context, f func() ([]domain.Outcome, er
 	for {
 		outs, err := f()
 		if err == nil {
-			w.outage.Reset()
+			w.resetBackoff()
 			return outs, nil
 		}
 		if ctx.Err() != nil {
@@ -327,7 +363,7 @@ func (w *Worker) retryOutage(ctx context.Context, f func() ([]domain.Outcome, er
 		if !errors.Is(err, domain.ErrUnavailable) {
 			return nil, err
 		}
-		wait := w.outage.NextBackOff()
+		wait := w.nextBackoff()
 		w.log.Warn("dependency unavailable: backing off", zap.Duration("retry_in", wait), zap.Error(err))
 		if time.Since(start)+wait > w.cfg.RetryWindow {
 			return nil, err
@@ -381,7 +417,7 @@ func (w *Worker) heartbeat(batch []jetstream.Msg) func() {
 func (w *Worker) nakAll(batch []jetstream.Msg, err error) {
 	delay := time.Duration(0)
 	if !errors.Is(err, errStopping) {
-		delay = w.outage.NextBackOff()
+		delay = w.nextBackoff()
 		w.log.Warn("outage outlasted the retry window: NAK with delay", zap.Int("size", len(batch)),
 			zap.Duration("delay", delay), zap.Error(err))
 	}
@@ -422,11 +458,11 @@ func (w *Worker) publishAndAck(ctx context.Context, items []*item) {
 			_ = it.msg.Ack()
 		}
 		if len(failed) == 0 {
-			w.outage.Reset()
+			w.resetBackoff()
 			return
 		}
 		pending = failed
-		wait := w.outage.NextBackOff()
+		wait := w.nextBackoff()
 		w.log.Warn("publishing outcomes failed: backing off", zap.Int("count", len(failed)),
 			zap.Duration("retry_in", wait), zap.Error(lastErr))
 		if errors.Is(lastErr, errStopping) || time.Since(start)+wait > w.cfg.RetryWindow || !w.sleep(ctx, wait) {

@@ -79,14 +79,15 @@ func main() {
 
 // workerSettings are the settings shared by run and dev.
 type workerSettings struct {
-	source, batch, ackWait, maxBackoff, retryWindow, poison, shutdown *string
-	replicas, dupWindow, logLevel                                     *string
+	source, batch, concurrency, ackWait, maxBackoff, retryWindow, poison, shutdown *string
+	replicas, dupWindow, logLevel                                                  *string
 }
 
 func declareWorker(s *cli.Settings) *workerSettings {
 	return &workerSettings{
 		source:      s.String("source", "SIM_SOURCE", "simworker", "CloudEvents source attribute of published events"),
 		batch:       s.String("batch-size", "SIM_BATCH_SIZE", "100", "most commands decided in one transaction (a batch never waits to fill)"),
+		concurrency: s.String("concurrency", "SIM_CONCURRENCY", "4", "batches decided at once, each in its own transaction"),
 		ackWait:     s.String("ack-wait", "SIM_ACK_WAIT", "30s", "AckWait of the durable consumer when the worker creates it; in-flight work is kept alive every third of it"),
 		maxBackoff:  s.String("max-backoff", "SIM_MAX_BACKOFF", "30s", "cap of the wait between retries while NATS or PostgreSQL is down"),
 		retryWindow: s.String("retry-window", "SIM_RETRY_WINDOW", "15s", "how long a batch is retried in place during an outage before it is NAKed with a delay"),
@@ -108,6 +109,9 @@ func (ws *workerSettings) configs() (consumer.Config, consumer.StreamConfig, err
 	errs := []error{}
 	add := func(e error) { errs = append(errs, e) }
 	if c.BatchSize, err = cli.Int("SIM_BATCH_SIZE", *ws.batch); err != nil {
+		add(err)
+	}
+	if c.Concurrency, err = cli.Int("SIM_CONCURRENCY", *ws.concurrency); err != nil {
 		add(err)
 	}
 	if c.AckWait, err = cli.Duration("SIM_ACK_WAIT", *ws.ackWait); err != nil {
