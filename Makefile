@@ -4,7 +4,7 @@ SHELL := /bin/bash
 GO    ?= go
 NATS_CLI_VERSION := v0.5.0
 
-.PHONY: all build run test test-short chaos bench fuzz lint fmt postgres nats-cli clean
+.PHONY: all build run test test-short chaos bench bench-go fuzz lint fmt postgres nats-cli clean
 
 all: build
 
@@ -33,8 +33,12 @@ chaos: postgres
 test-short:
 	$(GO) test -count=1 ./...
 
-## bench: Go benchmarks that print figures (decode+validate, decide batches against PostgreSQL)
-bench: postgres
+## bench: simbench, the worker beside the limits of this machine, in one run (BENCH_ARGS=-quick: under a minute)
+bench: postgres build
+	./bin/simbench -worker bin/simworker -out bin/bench-table.md $(BENCH_ARGS)
+
+## bench-go: the Go micro-benchmarks (decode+validate, deciding batches against PostgreSQL)
+bench-go: postgres
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
 ## fuzz: fuzz decode + validate for a minute

@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -161,6 +162,18 @@ func runCmd(ctx context.Context, args []string) error {
 	}
 	defer func() { _ = log.Sync() }()
 
+	// SIM_CPU_PROFILE (undocumented in --help: a tool for make bench) writes
+	// a CPU profile of the whole run.
+	if path := os.Getenv("SIM_CPU_PROFILE"); path != "" {
+		f, err := os.Create(path)
+		if err != nil {
+			return err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer func() { pprof.StopCPUProfile(); f.Close() }()
+	}
 	pool, err := repo.Open(ctx, *dbURL)
 	if err != nil {
 		return err
