@@ -311,7 +311,8 @@ func TestEventsRepublish(t *testing.T) {
 		t.Fatal(err)
 	}
 	rows := readCSV(t, out)
-	if len(rows) != 3 || rows[2]["outcome"] != "not_found" || rows[2]["command_id"] != "c-unknown" {
+	if len(rows) != 3 || rows[2]["outcome"] != "not_found" || rows[2]["command_id"] != "c-unknown" ||
+		rows[0]["outcome"] != "rejected" || rows[0]["code"] != "invalid_argument" || rows[0]["n"] != "1" {
 		t.Fatalf("by command id:\n%s", out)
 	}
 }

@@ -66,9 +66,15 @@ func republishCmd(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	prog := newProgress(stderr, -1, "republished")
 	pub := newPublisher(js, t, 1000, prog)
 	found := map[string]bool{}
+	count := int64(0)
 	err = repo.StoredOutcomes(ctx, pool, from, ids, func(o domain.Outcome) error {
 		found[o.CommandID] = true
-		r := &row{CommandID: o.CommandID, EventID: o.EventID, Outcome: "republished", SimID: o.SimID, Status: o.Status, Code: string(o.Code)}
+		count++
+		r := &row{Ref: count, CommandID: o.CommandID, EventID: o.EventID, Outcome: outCreated, SimID: o.SimID, Status: o.Status,
+			Code: string(o.Code), Reason: "republished"}
+		if o.Type == domain.TypeRejected {
+			r.Outcome = outRejected
+		}
 		t.add(r, "")
 		pub.publishOutcome(ctx, r, o)
 		return ctx.Err()
@@ -80,7 +86,8 @@ func republishCmd(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	}
 	for _, id := range ids {
 		if !found[id] {
-			t.add(&row{CommandID: id, Outcome: "not_found", Reason: "no stored outcome for this command id"}, "")
+			count++
+			t.add(&row{Ref: count, CommandID: id, Outcome: "not_found", Reason: "no stored outcome for this command id"}, "")
 		}
 	}
 	if err := t.writeReport(stdout, "csv", "n"); err != nil {

@@ -193,7 +193,7 @@ func (t *tracker) summary() (string, bool) {
 		}
 	}
 	parts := []string{}
-	for _, o := range []string{outCreated, outRejected, outInvalidLine, outPublishFailed, outMissing} {
+	for _, o := range []string{outCreated, outRejected, outInvalidLine, outPublishFailed, outMissing, "not_found", "would_replay"} {
 		if byOutcome[o] == 0 && o != outCreated && o != outRejected {
 			continue
 		}
