@@ -81,10 +81,11 @@ func ParseCommand(body []byte) Envelope {
 	if len(trimmed) == 0 || trimmed[0] != '{' {
 		return Envelope{Reject: &Error{Code: CodeInvalidArgument, Message: "body must be a JSON object"}}
 	}
-	var top map[string]json.RawMessage
-	if err := json.Unmarshal(body, &top); err != nil {
+	if !json.Valid(body) {
+		err := json.Unmarshal(body, new(any)) // only for its precise message
 		return Envelope{Reject: &Error{Code: CodeInvalidArgument, Message: "body is not valid JSON: " + err.Error()}}
 	}
+	top, _ := splitObject(body)
 
 	id, ok := jsonString(top["command_id"])
 	if !ok || id == "" || utf8.RuneCountInString(id) > MaxCommandIDLen || strings.ContainsRune(id, 0) {
@@ -100,7 +101,7 @@ func ParseCommand(body []byte) Envelope {
 	}
 	env.Command.ActorID = actor
 
-	sim, fields := ValidateSimInput(top["sim"])
+	sim, fields := validateSim(top["sim"])
 	if len(fields) > 0 {
 		env.Reject = fieldsError(fields)
 		return env
@@ -112,12 +113,17 @@ func ParseCommand(body []byte) Envelope {
 // ValidateSimInput checks a raw `sim` value against every SimInput rule and
 // returns all field errors at once. Read-only and unknown fields are ignored.
 func ValidateSimInput(raw json.RawMessage) (SimInput, []FieldError) {
-	var in SimInput
-	if !isJSONObject(raw) {
-		return in, []FieldError{{Field: "sim", Reason: "must be a JSON object"}}
+	if !json.Valid(raw) {
+		return SimInput{}, []FieldError{{Field: "sim", Reason: "must be a JSON object"}}
 	}
-	var obj map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &obj); err != nil {
+	return validateSim(raw)
+}
+
+// validateSim is ValidateSimInput for a value already known to be valid JSON.
+func validateSim(raw json.RawMessage) (SimInput, []FieldError) {
+	var in SimInput
+	obj, ok := splitObject(raw)
+	if !ok {
 		return in, []FieldError{{Field: "sim", Reason: "must be a JSON object"}}
 	}
 
@@ -194,17 +200,14 @@ func isJSONObject(raw json.RawMessage) bool {
 	return len(t) > 0 && t[0] == '{'
 }
 
-// jsonString decodes raw when it is a JSON string.
+// jsonString decodes raw when it is a JSON string (raw is valid JSON).
 func jsonString(raw json.RawMessage) (string, bool) {
 	t := bytes.TrimSpace(raw)
 	if len(t) == 0 || t[0] != '"' {
 		return "", false
 	}
-	var s string
-	if err := json.Unmarshal(t, &s); err != nil {
-		return "", false
-	}
-	return s, true
+	end, escaped, _ := skipString(t, 0)
+	return decodeString(t[:end], escaped), true
 }
 
 // stringField validates an optional or required string field; maxLen 0 means

@@ -1,0 +1,170 @@
+package domain
+
+import (
+	"encoding/json"
+	"strconv"
+)
+
+// The decoding hot path. encoding/json decodes a command in several passes
+// with an allocation per value; these helpers walk bytes that json.Valid has
+// already accepted, once, and allocate only what they return. FuzzScan
+// checks them against encoding/json.
+
+func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && isSpace(b[i]) {
+		i++
+	}
+	return i
+}
+
+// skipString returns the index after the string starting at b[i] (a quote),
+// whether it holds escapes, and whether one of them is \u0000.
+func skipString(b []byte, i int) (end int, escaped, nul bool) {
+	for i++; i < len(b); i++ {
+		switch b[i] {
+		case '"':
+			return i + 1, escaped, nul
+		case '\\':
+			escaped = true
+			if i+1 < len(b) && b[i+1] == 'u' && i+5 < len(b) && string(b[i+2:i+6]) == "0000" {
+				nul = true
+			}
+			i++ // the escaped character
+		}
+	}
+	return len(b), escaped, nul
+}
+
+// skipValue returns the index after the value starting at b[i].
+func skipValue(b []byte, i int) int {
+	switch b[i] {
+	case '"':
+		end, _, _ := skipString(b, i)
+		return end
+	case '{', '[':
+		depth := 0
+		for ; i < len(b); i++ {
+			switch b[i] {
+			case '"':
+				end, _, _ := skipString(b, i)
+				i = end - 1
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+				if depth == 0 {
+					return i + 1
+				}
+			}
+		}
+		return len(b)
+	default: // number, true, false, null
+		for i < len(b) && b[i] != ',' && b[i] != '}' && b[i] != ']' && !isSpace(b[i]) {
+			i++
+		}
+		return i
+	}
+}
+
+// decodeString decodes a JSON string token (with its quotes).
+func decodeString(tok []byte, escaped bool) string {
+	if !escaped {
+		return string(tok[1 : len(tok)-1])
+	}
+	var s string
+	_ = json.Unmarshal(tok, &s)
+	return s
+}
+
+// splitObject returns the members of a valid JSON object, the last one
+// winning for a repeated key as in encoding/json; false when raw is not an
+// object.
+func splitObject(raw []byte) (map[string]json.RawMessage, bool) {
+	i := skipSpace(raw, 0)
+	if i >= len(raw) || raw[i] != '{' {
+		return nil, false
+	}
+	m := make(map[string]json.RawMessage, 8)
+	i = skipSpace(raw, i+1)
+	for i < len(raw) && raw[i] != '}' {
+		end, escaped, _ := skipString(raw, i)
+		key := decodeString(raw[i:end], escaped)
+		i = skipSpace(raw, end)
+		i = skipSpace(raw, i+1) // the colon
+		vend := skipValue(raw, i)
+		m[key] = raw[i:vend]
+		i = skipSpace(raw, vend)
+		if i < len(raw) && raw[i] == ',' {
+			i = skipSpace(raw, i+1)
+		}
+	}
+	return m, true
+}
+
+// scanMetadata checks a valid JSON object against the sim_metadata rules in
+// one pass and returns it compacted, or the reason it breaks a rule.
+func scanMetadata(raw []byte) (json.RawMessage, string) {
+	out := make([]byte, 0, len(raw))
+	var stack []bool // open levels: true for an object
+	expectKey := false
+	keys := 0
+	topKeys := map[string]struct{}{}
+	for i := 0; i < len(raw); {
+		c := raw[i]
+		switch {
+		case isSpace(c):
+			i++
+			continue
+		case c == '{' || c == '[':
+			stack = append(stack, c == '{')
+			if len(stack) > MaxMetadataDepth {
+				return nil, "must nest at most " + strconv.Itoa(MaxMetadataDepth) + " levels deep"
+			}
+			expectKey = c == '{'
+			out = append(out, c)
+			i++
+		case c == '}' || c == ']':
+			stack = stack[:len(stack)-1]
+			out = append(out, c)
+			i++
+		case c == ',':
+			expectKey = stack[len(stack)-1]
+			out = append(out, c)
+			i++
+		case c == ':':
+			out = append(out, c)
+			i++
+		case c == '"':
+			end, escaped, nul := skipString(raw, i)
+			if nul {
+				return nil, "must not contain NUL characters"
+			}
+			if expectKey {
+				expectKey = false
+				keys++
+				if keys > MaxMetadataTotalKeys {
+					return nil, "must have at most " + strconv.Itoa(MaxMetadataTotalKeys) + " keys at all levels together"
+				}
+				if len(stack) == 1 {
+					topKeys[decodeString(raw[i:end], escaped)] = struct{}{}
+					if len(topKeys) > MaxMetadataKeys {
+						return nil, "must have at most 50 top-level keys"
+					}
+				}
+			}
+			out = append(out, raw[i:end]...)
+			i = end
+		default: // number or literal
+			end := skipValue(raw, i)
+			tok := raw[i:end]
+			if (c == '-' || c >= '0' && c <= '9') && !numericFits(string(tok)) {
+				return nil, "number " + abbreviate(string(tok)) + " is out of range"
+			}
+			out = append(out, tok...)
+			i = end
+		}
+	}
+	return out, ""
+}
