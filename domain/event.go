@@ -2,6 +2,7 @@ package domain
 
 import (
 	"encoding/json"
+	"errors"
 	"time"
 )
 
@@ -99,19 +100,18 @@ func (o Outcome) PublishSubject() string {
 // microseconds, PostgreSQL's precision, so a stored time reads back equal.
 func FormatTime(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000000Z07:00") }
 
-// NewCreated builds the sim.created outcome for a stored SIM.
+// NewCreated builds the sim.created outcome for a stored SIM. Its metadata
+// must be compact JSON, as PostgreSQL's jsonb output or ValidateSimInput
+// gives it.
 func NewCreated(source, eventID, commandID string, sim Sim) (Outcome, error) {
-	data, err := json.Marshal(sim)
-	if err != nil {
-		return Outcome{}, err
+	if !json.Valid(sim.SimMetadata) {
+		return Outcome{}, errors.New("sim_metadata is not valid JSON")
 	}
-	ev, err := json.Marshal(CloudEvent{
+	ev := encodeEvent(CloudEvent{
 		SpecVersion: SpecVersion, ID: eventID, Source: source, Type: TypeCreated, Subject: sim.ID,
-		Time: FormatTime(sim.CreatedAt), DataContentType: ContentTypeJSON, CommandID: commandID, Data: data,
+		Time: FormatTime(sim.CreatedAt), DataContentType: ContentTypeJSON, CommandID: commandID,
+		Data: encodeSim(make([]byte, 0, 512+len(sim.SimMetadata)), sim),
 	})
-	if err != nil {
-		return Outcome{}, err
-	}
 	return Outcome{CommandID: commandID, EventID: eventID, Type: TypeCreated, Status: 201, SimID: sim.ID, Event: ev}, nil
 }
 
@@ -119,7 +119,7 @@ func NewCreated(source, eventID, commandID string, sim Sim) (Outcome, error) {
 // body had no valid command id; the event then has no subject.
 func NewRejected(source, eventID, commandID string, at time.Time, e *Error) Outcome {
 	data, _ := json.Marshal(NewRejection(commandID, e)) // strings and ints only: cannot fail
-	ev, _ := json.Marshal(CloudEvent{
+	ev := encodeEvent(CloudEvent{
 		SpecVersion: SpecVersion, ID: eventID, Source: source, Type: TypeRejected, Subject: commandID,
 		Time: FormatTime(at), DataContentType: ContentTypeJSON, CommandID: commandID, Data: data,
 	})

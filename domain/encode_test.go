@@ -1,0 +1,59 @@
+package domain
+
+import (
+	"bytes"
+	"encoding/json"
+	"testing"
+	"time"
+)
+
+// compactMarshal is what encoding/json makes of v, for comparison.
+func compactMarshal(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestEncodeMatchesEncodingJSON(t *testing.T) {
+	t.Parallel()
+	s := func(v string) *string { return &v }
+	sync := time.Date(2026, 1, 2, 3, 4, 5, 600000000, time.UTC)
+	for _, sim := range []Sim{
+		{ID: "01a2", CompanyID: "co", DeviceID: "d", ICCID: "8944500102198304826", Status: "inactive",
+			SimMetadata: json.RawMessage(`{}`), CreatedAt: time.Unix(1700000000, 123456000).UTC(), UpdatedAt: time.Unix(1700000000, 0).UTC(),
+			CreatedBy: "u", UpdatedBy: "u"},
+		{ID: "x\"y", CompanyID: "<&>", DeviceID: "tab\there\nnl\r\u0001\u001f", MNOIntegrationID: s("m\\1"), ICCID: "1",
+			MSISDN: s("é😀\u2028\u2029"), Status: "bad\xffutf8", CommunicationPlan: s(""), RatePlan: s("r"),
+			SimMetadata: json.RawMessage(`{"n":12345678901234567890,"f":0.1,"a":[1,{"b":null}]}`),
+			CtdDataUsage: -5, CtdSMSUsage: 7, IncludedUsage: 1 << 40, OverageLimitReached: true, SimBarred: true,
+			LastSyncAt: &sync, CreatedAt: sync, UpdatedAt: sync, CreatedBy: "ü", UpdatedBy: "v"},
+	} {
+		got := encodeSim(nil, sim)
+		if want := compactMarshal(t, sim); !bytes.Equal(got, want) {
+			t.Errorf("sim:\n got %s\nwant %s", got, want)
+		}
+		ev := CloudEvent{SpecVersion: "1.0", ID: "e<1>", Source: "s&", Type: TypeCreated, Subject: sim.ID,
+			Time: "t", DataContentType: ContentTypeJSON, CommandID: "c\u2028", Data: got}
+		if g, w := encodeEvent(ev), compactMarshal(t, ev); !bytes.Equal(g, w) {
+			t.Errorf("event:\n got %s\nwant %s", g, w)
+		}
+		ev.Subject = ""
+		if g, w := encodeEvent(ev), compactMarshal(t, ev); !bytes.Equal(g, w) {
+			t.Errorf("event without subject:\n got %s\nwant %s", g, w)
+		}
+	}
+}
+
+func FuzzAppendString(f *testing.F) {
+	for _, s := range []string{"", "plain", "\"\\<>&\u2028\u2029\x00\x1f\xff", "é😀"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if got, want := appendString(nil, s), compactMarshal(t, s); !bytes.Equal(got, want) {
+			t.Fatalf("%q: got %s, encoding/json %s", s, got, want)
+		}
+	})
+}
