@@ -27,7 +27,7 @@ func TestEncodeMatchesEncodingJSON(t *testing.T) {
 			CreatedBy: "u", UpdatedBy: "u"},
 		{ID: "x\"y", CompanyID: "<&>", DeviceID: "tab\there\nnl\r\u0001\u001f", MNOIntegrationID: s("m\\1"), ICCID: "1",
 			MSISDN: s("é😀\u2028\u2029"), Status: "bad\xffutf8", CommunicationPlan: s(""), RatePlan: s("r"),
-			SimMetadata: json.RawMessage(`{"n":12345678901234567890,"f":0.1,"a":[1,{"b":null}]}`),
+			SimMetadata:  json.RawMessage(`{"n":12345678901234567890,"f":0.1,"a":[1,{"b":null}]}`),
 			CtdDataUsage: -5, CtdSMSUsage: 7, IncludedUsage: 1 << 40, OverageLimitReached: true, SimBarred: true,
 			LastSyncAt: &sync, CreatedAt: sync, UpdatedAt: sync, CreatedBy: "ü", UpdatedBy: "v"},
 	} {
