@@ -80,8 +80,18 @@ func main() {
 		}
 		o.rates = append(o.rates, n)
 	}
-	if *quick {
-		o.commands, o.naive, o.latencyFor = 20000, 1000, 2*time.Second
+	if *quick { // only what the command line did not set
+		set := map[string]bool{}
+		flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		if !set["commands"] {
+			o.commands = 20000
+		}
+		if !set["naive"] {
+			o.naive = 1000
+		}
+		if !set["latency-duration"] {
+			o.latencyFor = 2 * time.Second
+		}
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
