@@ -42,12 +42,9 @@ func replayCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	var startTime time.Time
 	if *since != "" {
-		if d, err := time.ParseDuration(*since); err == nil && d > 0 {
-			startTime = time.Now().Add(-d)
-		} else if t, err := time.Parse(time.RFC3339Nano, *since); err == nil {
-			startTime = t
-		} else {
-			return usageError(fmt.Sprintf("--since %q is neither a duration (90m) nor an RFC 3339 time", *since))
+		var err error
+		if startTime, err = parseSince(*since); err != nil {
+			return err
 		}
 	}
 	if *runID == "" {
@@ -126,4 +123,15 @@ func replayCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			}
 		}
 	})
+}
+
+// parseSince reads --since: a duration back from now (90m) or an RFC 3339 time.
+func parseSince(v string) (time.Time, error) {
+	if d, err := time.ParseDuration(v); err == nil && d > 0 {
+		return time.Now().Add(-d), nil
+	}
+	if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
+		return t, nil
+	}
+	return time.Time{}, usageError(fmt.Sprintf("--since %q is neither a duration (90m) nor an RFC 3339 time", v))
 }

@@ -36,12 +36,9 @@ func republishCmd(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		ids  []string
 	)
 	if *since != "" {
-		if d, err := time.ParseDuration(*since); err == nil && d > 0 {
-			from = time.Now().Add(-d)
-		} else if t, err := time.Parse(time.RFC3339Nano, *since); err == nil {
-			from = t
-		} else {
-			return usageError(fmt.Sprintf("--since %q is neither a duration (24h) nor an RFC 3339 time", *since))
+		var err error
+		if from, err = parseSince(*since); err != nil {
+			return err
 		}
 	} else {
 		var err error

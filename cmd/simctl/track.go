@@ -74,14 +74,17 @@ func (t *tracker) add(r *row, eventID string) {
 	}
 }
 
-// fail settles a row that will get no outcome (publish failed).
-func (t *tracker) fail(r *row, why string) {
+// fail settles a row whose publish failed: one still waiting for its
+// outcome, or (force) any row.
+func (t *tracker) fail(r *row, why string, force bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if r.Outcome == "" {
-		r.Outcome, r.Reason = outPublishFailed, why
 		t.waiting--
+	} else if !force {
+		return
 	}
+	r.Outcome, r.Reason = outPublishFailed, why
 }
 
 func (t *tracker) observe(ev consumer.Event) {
@@ -302,16 +305,31 @@ func newPublisher(js jetstream.JetStream, t *tracker, maxInflight int, prog *pro
 }
 
 func (p *publisher) publish(ctx context.Context, r *row, msg *nats.Msg) {
+	p.send(ctx, r, false, func() (jetstream.PubAckFuture, error) {
+		return p.js.PublishMsgAsync(msg, jetstream.WithExpectStream(consumer.CommandsStream))
+	})
+}
+
+// publishOutcome re-emits a stored outcome; a refusal turns its row into
+// publish_failed.
+func (p *publisher) publishOutcome(ctx context.Context, r *row, o domain.Outcome) {
+	p.send(ctx, r, true, func() (jetstream.PubAckFuture, error) { return consumer.PublishOutcome(p.js, o) })
+}
+
+// send publishes with at most maxInflight awaiting their acknowledgement and
+// settles the row when JetStream refuses (force: even a row that has its
+// outcome already).
+func (p *publisher) send(ctx context.Context, r *row, force bool, publish func() (jetstream.PubAckFuture, error)) {
 	select {
 	case p.inflight <- struct{}{}:
 	case <-ctx.Done():
-		p.t.fail(r, "interrupted")
+		p.t.fail(r, "interrupted", force)
 		return
 	}
-	f, err := p.js.PublishMsgAsync(msg, jetstream.WithExpectStream(consumer.CommandsStream))
+	f, err := publish()
 	if err != nil {
 		<-p.inflight
-		p.t.fail(r, err.Error())
+		p.t.fail(r, err.Error(), force)
 		p.prog.add(1)
 		return
 	}
@@ -322,42 +340,12 @@ func (p *publisher) publish(ctx context.Context, r *row, msg *nats.Msg) {
 		select {
 		case <-f.Ok():
 		case err := <-f.Err():
-			p.t.fail(r, err.Error())
+			p.t.fail(r, err.Error(), force)
 		case <-ctx.Done():
-			p.t.fail(r, "interrupted")
+			p.t.fail(r, "interrupted", force)
 		}
 		p.prog.add(1)
 	}()
 }
 
 func (p *publisher) wait() { p.wg.Wait() }
-
-// publishOutcome re-emits a stored outcome; a refusal settles its row.
-func (p *publisher) publishOutcome(ctx context.Context, r *row, o domain.Outcome) {
-	select {
-	case p.inflight <- struct{}{}:
-	case <-ctx.Done():
-		r.Outcome, r.Reason = outPublishFailed, "interrupted"
-		return
-	}
-	f, err := consumer.PublishOutcome(p.js, o)
-	if err != nil {
-		<-p.inflight
-		r.Outcome, r.Reason = outPublishFailed, err.Error()
-		return
-	}
-	p.wg.Add(1)
-	go func() {
-		defer p.wg.Done()
-		defer func() { <-p.inflight }()
-		select {
-		case <-f.Ok():
-		case err := <-f.Err():
-			p.t.mu.Lock()
-			r.Outcome, r.Reason = outPublishFailed, err.Error()
-			p.t.mu.Unlock()
-		case <-ctx.Done():
-		}
-		p.prog.add(1)
-	}()
-}
