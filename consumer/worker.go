@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
@@ -39,7 +40,26 @@ type Config struct {
 	RetryWindow     time.Duration // how long a batch is retried in place before a delayed NAK (15s)
 	PoisonRetries   int           // retries of an unexpected failure before 500 internal (3)
 	ShutdownTimeout time.Duration // how long in-flight work may take after a stop signal (25s)
+	Observer        Observer      // told about outcomes, redeliveries and dead letters (none)
 }
+
+// Observer hears what the worker does, for metrics. Its methods must be
+// cheap and safe for concurrent use.
+type Observer interface {
+	// Outcome: a command's outcome was published and the command acknowledged,
+	// latency after its batch started.
+	Outcome(o domain.Outcome, latency time.Duration)
+	// Redelivered: a command arrived for the second time or more.
+	Redelivered()
+	// DeadLetter: a command went to SIM_DEADLETTER.
+	DeadLetter()
+}
+
+type noObserver struct{}
+
+func (noObserver) Outcome(domain.Outcome, time.Duration) {}
+func (noObserver) Redelivered()                          {}
+func (noObserver) DeadLetter()                           {}
 
 func (c Config) withDefaults() Config {
 	if c.Source == "" {
@@ -66,6 +86,9 @@ func (c Config) withDefaults() Config {
 	if c.ShutdownTimeout <= 0 {
 		c.ShutdownTimeout = 25 * time.Second
 	}
+	if c.Observer == nil {
+		c.Observer = noObserver{}
+	}
 	return c
 }
 
@@ -81,7 +104,11 @@ type Worker struct {
 	mu     sync.Mutex
 	outage *backoff.ExponentialBackOff // shared by the batches in flight: an outage hits them all
 	stop   chan struct{}               // closed when shutdown starts
+	bound  atomic.Bool                 // consuming from the durable consumer
 }
+
+// Ready reports whether the worker is bound to its consumer and consuming.
+func (w *Worker) Ready() bool { return w.bound.Load() }
 
 func (w *Worker) nextBackoff() time.Duration {
 	w.mu.Lock()
@@ -128,6 +155,8 @@ func (w *Worker) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("consume: %w", err)
 	}
+	w.bound.Store(true)
+	defer w.bound.Store(false)
 
 	// Work in flight gets its own context: a stop signal lets it finish,
 	// bounded by ShutdownTimeout.
@@ -135,6 +164,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	defer cancelWork()
 	go func() {
 		<-ctx.Done()
+		w.bound.Store(false)
 		close(w.stop)
 		cc.Stop()
 		select {
@@ -219,12 +249,16 @@ func (it *item) logFields() []zap.Field {
 
 // process takes one batch from decode to acknowledgement.
 func (w *Worker) process(ctx context.Context, batch []jetstream.Msg) {
+	start := time.Now()
 	items := make([]*item, len(batch))
 	var envs []domain.Envelope
 	var decided []*item
 	for i, m := range batch {
 		it := &item{msg: m, env: domain.ParseCommand(m.Data())}
 		it.meta, _ = m.Metadata()
+		if it.meta != nil && it.meta.NumDelivered > 1 {
+			w.cfg.Observer.Redelivered()
+		}
 		it.pos, it.at = position(m, it.meta)
 		items[i] = it
 		if it.env.CommandID == "" {
@@ -253,7 +287,7 @@ func (w *Worker) process(ctx context.Context, batch []jetstream.Msg) {
 			it.outcome = &o
 		}
 	}
-	w.publishAndAck(ctx, items)
+	w.publishAndAck(ctx, items, start)
 }
 
 // decide gets outcomes for the envelopes, retrying outages in place and
@@ -328,6 +362,7 @@ func (w *Worker) deadLetter(ctx context.Context, it *item, cause string) error {
 	if _, err := w.js.PublishMsg(ctx, m, jetstream.WithExpectStream(DeadLetterStream)); err != nil {
 		return fmt.Errorf("%w: nats: dead letter: %v", domain.ErrUnavailable, err)
 	}
+	w.cfg.Observer.DeadLetter()
 	return nil
 }
 
@@ -430,7 +465,7 @@ func (w *Worker) nakAll(batch []jetstream.Msg, err error) {
 // acknowledgements, then acknowledges the commands whose outcome is safely in
 // SIM_EVENTS. A command whose event could not be published is NAKed: its
 // outcome is stored, so its redelivery re-publishes the same event.
-func (w *Worker) publishAndAck(ctx context.Context, items []*item) {
+func (w *Worker) publishAndAck(ctx context.Context, items []*item, batchStart time.Time) {
 	pending := items
 	start := time.Now()
 	for len(pending) > 0 {
@@ -456,6 +491,7 @@ func (w *Worker) publishAndAck(ctx context.Context, items []*item) {
 			}
 			w.logOutcome(it)
 			_ = it.msg.Ack()
+			w.cfg.Observer.Outcome(*it.outcome, time.Since(batchStart))
 		}
 		if len(failed) == 0 {
 			w.resetBackoff()

@@ -94,7 +94,7 @@ func newWorld(t *testing.T, name string, clustered bool) *world {
 		t.Fatal(err)
 	}
 	w.env = []string{
-		"NATS_URL=" + w.natsURL, "DATABASE_URL=" + w.dbURL, "SIM_LOG_LEVEL=warn",
+		"NATS_URL=" + w.natsURL, "DATABASE_URL=" + w.dbURL, "SIM_LOG_LEVEL=warn", "SIM_HTTP_ADDR=127.0.0.1:0",
 		"SIM_ACK_WAIT=2s", "SIM_MAX_BACKOFF=500ms", "SIM_RETRY_WINDOW=2s", "SIM_BATCH_SIZE=50",
 		"SIM_STREAM_REPLICAS=" + strconv.Itoa(replicas),
 	}

@@ -582,7 +582,7 @@ func (b *bench) naive(ctx context.Context, cmds []command) (float64, error) {
 // that stops it and reports its peak RSS.
 func (b *bench) worker(dbURL, cpuProfile string) (func() (int64, error), error) {
 	cmd := exec.Command(b.o.workerBin, "run")
-	cmd.Env = append(os.Environ(), "NATS_URL="+b.natsURL, "DATABASE_URL="+dbURL, "SIM_LOG_LEVEL=warn",
+	cmd.Env = append(os.Environ(), "NATS_URL="+b.natsURL, "DATABASE_URL="+dbURL, "SIM_LOG_LEVEL=warn", "SIM_HTTP_ADDR=127.0.0.1:0",
 		"SIM_BATCH_SIZE="+strconv.Itoa(b.o.batchSize), "SIM_CONCURRENCY="+strconv.Itoa(b.o.concurrency))
 	if cpuProfile != "" {
 		cmd.Env = append(cmd.Env, "SIM_CPU_PROFILE="+cpuProfile)

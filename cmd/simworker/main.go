@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"runtime/pprof"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -27,6 +28,7 @@ import (
 	"go.uber.org/zap"
 
 	"simworker/cmd/internal/cli"
+	"simworker/cmd/internal/ops"
 	"simworker/consumer"
 	"simworker/consumer/natslocal"
 	"simworker/deploy"
@@ -81,10 +83,10 @@ func main() {
 // workerSettings are the settings shared by run and dev.
 type workerSettings struct {
 	source, batch, concurrency, ackWait, maxBackoff, retryWindow, poison, shutdown *string
-	replicas, dupWindow, logLevel                                                  *string
+	replicas, dupWindow, logLevel, httpAddr                                        *string
 }
 
-func declareWorker(s *cli.Settings) *workerSettings {
+func declareWorker(s *cli.Settings, httpDefault string) *workerSettings {
 	return &workerSettings{
 		source:      s.String("source", "SIM_SOURCE", "simworker", "CloudEvents source attribute of published events"),
 		batch:       s.String("batch-size", "SIM_BATCH_SIZE", "100", "most commands decided in one transaction (a batch never waits to fill)"),
@@ -97,6 +99,7 @@ func declareWorker(s *cli.Settings) *workerSettings {
 		replicas:    s.String("stream-replicas", "SIM_STREAM_REPLICAS", "1", "replicas of the streams and consumer when the worker creates them (3 on a cluster)"),
 		dupWindow:   s.String("duplicate-window", "SIM_DUPLICATE_WINDOW", "2m", "JetStream duplicate window of the streams when the worker creates them"),
 		logLevel:    s.String("log-level", "SIM_LOG_LEVEL", "info", "debug, info, warn or error"),
+		httpAddr:    s.String("http-addr", "SIM_HTTP_ADDR", httpDefault, "address of /healthz, /readyz and /metrics (host:port; port 0 picks a free one; 'off' disables)"),
 	}
 }
 
@@ -148,7 +151,7 @@ func runCmd(ctx context.Context, args []string) error {
 	natsCfg := cli.DeclareNATS(s, true)
 	dbURL := s.Required("database-url", "DATABASE_URL", "PostgreSQL URL; TLS through it, e.g. ?sslmode=verify-full&sslrootcert=/etc/ssl/pg-ca.pem")
 	s.Secret()
-	ws := declareWorker(s)
+	ws := declareWorker(s, ":8080")
 	if err := s.Parse(args); err != nil {
 		return err
 	}
@@ -184,15 +187,26 @@ func runCmd(ctx context.Context, args []string) error {
 		return err
 	}
 	defer nc.Close()
-	return work(ctx, log, nc, pool, wcfg, scfg)
+	return work(ctx, log, nc, pool, wcfg, scfg, *ws.httpAddr)
 }
 
 // work migrates, sets the streams up and runs the worker until ctx ends.
 // Dependencies that are down at start are waited for with backoff.
-func work(ctx context.Context, log *zap.Logger, nc *nats.Conn, pool *pgxpool.Pool, wcfg consumer.Config, scfg consumer.StreamConfig) error {
+func work(ctx context.Context, log *zap.Logger, nc *nats.Conn, pool *pgxpool.Pool, wcfg consumer.Config, scfg consumer.StreamConfig, httpAddr string) error {
 	js, err := jetstream.New(nc)
 	if err != nil {
 		return err
+	}
+	// Probes and metrics come up first: alive (and not ready) while the
+	// dependencies are still awaited.
+	var worker atomic.Pointer[consumer.Worker]
+	if httpAddr != "off" {
+		srv := ops.New(nc, js, pool, func() bool { w := worker.Load(); return w != nil && w.Ready() })
+		if err := srv.Start(httpAddr, log); err != nil {
+			return fmt.Errorf("SIM_HTTP_ADDR %s: %w", httpAddr, err)
+		}
+		defer srv.Stop()
+		wcfg.Observer = srv.Metrics
 	}
 	var cons jetstream.Consumer
 	b := backoff.NewExponentialBackOff()
@@ -213,6 +227,7 @@ func work(ctx context.Context, log *zap.Logger, nc *nats.Conn, pool *pgxpool.Poo
 		return err
 	}
 	w := consumer.NewWorker(js, cons, repo.NewStore(pool, wcfg.Source), log, wcfg)
+	worker.Store(w)
 	return w.Run(ctx)
 }
 
@@ -241,7 +256,7 @@ func devCmd(ctx context.Context, args []string) error {
 	natsPort := s.String("nats-port", "SIM_DEV_NATS_PORT", "0", "NATS client port; 0 picks a free one")
 	pgPort := s.String("pg-port", "SIM_DEV_PG_PORT", "0", "PostgreSQL port; 0 picks a free one")
 	syncInterval := s.String("nats-sync-interval", "SIM_DEV_NATS_SYNC_INTERVAL", "10s", "JetStream file store fsync interval ('always' fsyncs every write)")
-	ws := declareWorker(s)
+	ws := declareWorker(s, "127.0.0.1:0")
 	if err := s.Parse(args); err != nil {
 		return err
 	}
@@ -325,7 +340,7 @@ Publish a Create-SIM command (demo data: user u-alice may create SIMs for device
   %[4]s --server %[2]s pub sim.commands.create -H Nats-Msg-Id:c-0001 '{"command_id": "c-0001", "actor_id": "u-alice", "sim": {"device_id": "d-1", "iccid": "8944500102198304826"}}'
 %[5]s
 `, dir, ns.URL, dbURL, natsCLI(), natsHint())
-	return work(ctx, log, nc, pool, wcfg, scfg)
+	return work(ctx, log, nc, pool, wcfg, scfg, *ws.httpAddr)
 }
 
 // natsCLI is how to call the nats CLI here: "nats" when it is on PATH, else

@@ -77,6 +77,7 @@ func TestNoSecretInLogs(t *testing.T) {
 	defer func() { logOutput = os.Stderr }()
 	t.Setenv("NATS_URL", "nats://natsuser:nats-s3cret@127.0.0.1:1")
 	t.Setenv("NATS_TOKEN", "tok-s3cret")
+	t.Setenv("SIM_HTTP_ADDR", "127.0.0.1:0")
 	t.Setenv("DATABASE_URL", "postgres://pguser:pg-s3cret@127.0.0.1:1/db?sslmode=disable&connect_timeout=1")
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()

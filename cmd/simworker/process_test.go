@@ -61,7 +61,7 @@ type proc struct {
 func startProc(t *testing.T, natsURL, dbURL string) *proc {
 	t.Helper()
 	cmd := exec.Command(binary(t), "run", "-batch-size", "17")
-	cmd.Env = append(os.Environ(), "NATS_URL="+natsURL, "DATABASE_URL="+dbURL, "SIM_LOG_LEVEL=info")
+	cmd.Env = append(os.Environ(), "NATS_URL="+natsURL, "DATABASE_URL="+dbURL, "SIM_LOG_LEVEL=info", "SIM_HTTP_ADDR=127.0.0.1:0")
 	p := &proc{cmd: cmd, out: &bytes.Buffer{}, done: make(chan error, 1)}
 	cmd.Stdout, cmd.Stderr = p.out, p.out
 	if err := cmd.Start(); err != nil {

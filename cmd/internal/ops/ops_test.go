@@ -1,0 +1,241 @@
+package ops_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest"
+
+	"simworker/cmd/internal/ops"
+	"simworker/consumer"
+	"simworker/consumer/natslocal"
+	"simworker/deploy"
+	"simworker/repo"
+	"simworker/repo/repotest"
+)
+
+func TestMain(m *testing.M) { repotest.Main(m) }
+
+type env struct {
+	dbURL string
+	js    jetstream.JetStream
+	srv   *ops.Server
+	base  string
+}
+
+// start runs a worker with its ops endpoint on a free port.
+func start(t *testing.T) *env {
+	t.Helper()
+	pool, dbURL := repotest.NewDB(t)
+	repotest.LoadFixtures(t, pool, string(deploy.DemoFixtures))
+	ns, err := natslocal.Start(natslocal.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ns.Shutdown)
+	nc, err := nats.Connect(ns.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, _ := jetstream.New(nc)
+	cons, err := consumer.Setup(context.Background(), js, consumer.StreamConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))
+	var w *consumer.Worker
+	srv := ops.New(nc, js, pool, func() bool { return w != nil && w.Ready() })
+	if err := srv.Start("127.0.0.1:0", log); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Stop)
+	w = consumer.NewWorker(js, cons, repo.NewStore(pool, ""), log, consumer.Config{Observer: srv.Metrics, RetryWindow: time.Second, MaxBackoff: 200 * time.Millisecond})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = w.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return &env{dbURL: dbURL, js: js, srv: srv, base: "http://" + srv.Addr}
+}
+
+func (e *env) get(t *testing.T, path string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(e.base + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// waitStatus polls path until it answers want.
+func (e *env) waitStatus(t *testing.T, path string, want int, limit time.Duration) string {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for {
+		code, body := e.get(t, path)
+		if code == want {
+			return body
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s answered %d (%s), want %d within %s", path, code, body, want, limit)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func scrape(t *testing.T, e *env) map[string]*dto.MetricFamily {
+	t.Helper()
+	_, body := e.get(t, "/metrics")
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := parser.TextToMetricFamilies(strings.NewReader(body))
+	if err != nil {
+		t.Fatalf("metrics do not parse: %v", err)
+	}
+	return fams
+}
+
+// value of a metric with exactly these labels (0 when absent).
+func value(fams map[string]*dto.MetricFamily, name string, labels map[string]string) float64 {
+	f := fams[name]
+	if f == nil {
+		return 0
+	}
+next:
+	for _, m := range f.Metric {
+		got := map[string]string{}
+		for _, l := range m.Label {
+			got[l.GetName()] = l.GetValue()
+		}
+		for k, v := range labels {
+			if got[k] != v {
+				continue next
+			}
+		}
+		switch {
+		case m.Counter != nil:
+			return m.Counter.GetValue()
+		case m.Gauge != nil:
+			return m.Gauge.GetValue()
+		case m.Histogram != nil:
+			return float64(m.Histogram.GetSampleCount())
+		}
+	}
+	return 0
+}
+
+func TestMetricsCountABatch(t *testing.T) {
+	t.Parallel()
+	e := start(t)
+	e.waitStatus(t, "/readyz", 200, 30*time.Second)
+	ctx := context.Background()
+	bodies := []string{}
+	for i := 0; i < 7; i++ { // created
+		bodies = append(bodies, fmt.Sprintf(`{"command_id":"ok-%d","actor_id":"u-alice","sim":{"device_id":"d-1","iccid":"89440000000000000%02d"}}`, i, i))
+	}
+	for i := 0; i < 3; i++ { // 401
+		bodies = append(bodies, fmt.Sprintf(`{"command_id":"bob-%d","actor_id":"u-bob","sim":{"device_id":"d-1","iccid":"89440000000000001%02d"}}`, i, i))
+	}
+	bodies = append(bodies, `{"command_id":"bad","actor_id":"u-alice","sim":{"device_id":"d-1","iccid":"1"}}`, `not json`)
+	for _, b := range bodies {
+		if _, err := e.js.Publish(ctx, consumer.CreateSubject, []byte(b)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	var fams map[string]*dto.MetricFamily
+	for {
+		fams = scrape(t, e)
+		if value(fams, "simworker_processing_seconds", nil) >= float64(len(bodies)) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	checks := []struct {
+		name   string
+		labels map[string]string
+		want   float64
+	}{
+		{"simworker_commands_total", map[string]string{"type": "sim.created", "code": ""}, 7},
+		{"simworker_commands_total", map[string]string{"type": "sim.rejected", "code": "unauthorized"}, 3},
+		{"simworker_commands_total", map[string]string{"type": "sim.rejected", "code": "invalid_argument"}, 2},
+		{"simworker_processing_seconds", nil, 12},
+		{"simworker_dead_letters_total", nil, 0},
+		{"simworker_redeliveries_total", nil, 0},
+		{"simworker_consumer_pending", nil, 0},
+		{"simworker_consumer_ack_pending", nil, 0},
+	}
+	for _, c := range checks {
+		if got := value(fams, c.name, c.labels); got != c.want {
+			t.Errorf("%s%v = %v, want %v", c.name, c.labels, got, c.want)
+		}
+	}
+	for _, name := range []string{"simworker_db_pool_max_conns", "simworker_db_pool_total_conns", "go_goroutines", "process_resident_memory_bytes"} {
+		if fams[name] == nil {
+			t.Errorf("%s missing", name)
+		}
+	}
+	if value(fams, "simworker_db_pool_max_conns", nil) <= 0 {
+		t.Error("pool max conns not reported")
+	}
+}
+
+// TestReadyzFollowsPostgres: not ready within seconds of PostgreSQL going
+// away (here: refusing this database), ready again after it returns; alive
+// all along.
+func TestReadyzFollowsPostgres(t *testing.T) {
+	t.Parallel()
+	e := start(t)
+	body := e.waitStatus(t, "/readyz", 200, 30*time.Second)
+	var r struct {
+		Ready  bool        `json:"ready"`
+		Checks []ops.Check `json:"checks"`
+	}
+	if err := json.Unmarshal([]byte(body), &r); err != nil || !r.Ready || len(r.Checks) != 3 {
+		t.Fatalf("readyz body %s", body)
+	}
+	ctx := context.Background()
+	admin, err := pgx.Connect(ctx, repotest.ServerURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(ctx)
+	u, _ := url.Parse(e.dbURL)
+	db := strings.TrimPrefix(u.Path, "/")
+	if _, err := admin.Exec(ctx, `ALTER DATABASE `+db+` WITH ALLOW_CONNECTIONS false`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.Exec(ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1`, db); err != nil {
+		t.Fatal(err)
+	}
+	down := time.Now()
+	body = e.waitStatus(t, "/readyz", 503, 10*time.Second)
+	t.Logf("not ready %s after PostgreSQL went away: %s", time.Since(down).Round(time.Millisecond), strings.TrimSpace(body))
+	if !strings.Contains(body, `"name":"postgres","ok":false`) {
+		t.Fatalf("readyz does not blame PostgreSQL: %s", body)
+	}
+	if code, _ := e.get(t, "/healthz"); code != 200 {
+		t.Fatalf("healthz %d while PostgreSQL is down", code)
+	}
+	if _, err := admin.Exec(ctx, `ALTER DATABASE `+db+` WITH ALLOW_CONNECTIONS true`); err != nil {
+		t.Fatal(err)
+	}
+	back := time.Now()
+	e.waitStatus(t, "/readyz", 200, 10*time.Second)
+	t.Logf("ready again %s after PostgreSQL returned", time.Since(back).Round(time.Millisecond))
+}
