@@ -347,3 +347,34 @@ func StoredOutcomes(ctx context.Context, pool *pgxpool.Pool, since time.Time, co
 		}
 	}
 }
+
+// OutcomeCount is how many stored outcomes have a type, code and status.
+type OutcomeCount struct {
+	Type     string
+	Code     string
+	Status   int
+	Commands int64
+}
+
+// OutcomeCounts counts the stored outcomes by type and code, and the SIMs.
+func OutcomeCounts(ctx context.Context, pool *pgxpool.Pool) ([]OutcomeCount, int64, error) {
+	rows, err := pool.Query(ctx, `
+		SELECT event_type, coalesce(code, ''), status, count(*) FROM processed_commands
+		WHERE event IS NOT NULL GROUP BY 1, 2, 3 ORDER BY 1, 3, 2`)
+	if err != nil {
+		return nil, 0, translate(err)
+	}
+	counts, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (OutcomeCount, error) {
+		var c OutcomeCount
+		err := r.Scan(&c.Type, &c.Code, &c.Status, &c.Commands)
+		return c, err
+	})
+	if err != nil {
+		return nil, 0, translate(err)
+	}
+	var sims int64
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM sims`).Scan(&sims); err != nil {
+		return nil, 0, translate(err)
+	}
+	return counts, sims, nil
+}

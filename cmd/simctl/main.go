@@ -25,6 +25,9 @@ Usage:
                                         re-run a range of SIM_COMMANDS through the worker
   simctl events republish --since DURATION|TIME | --commands FILE
                                         re-emit stored outcomes with their original event ids
+  simctl tail [--json] [--type created|rejected] [--command ID]
+                                        follow the outcome events
+  simctl status                         streams, the consumer, stored outcomes by code
 
 Run 'simctl COMMAND --help' for the settings of a command.
 `
@@ -65,6 +68,10 @@ func dispatch(ctx context.Context, args []string, out, errOut io.Writer) error {
 		return replayCmd(ctx, args[1:], out, errOut)
 	case args[0] == "events" && len(args) > 1 && args[1] == "republish":
 		return republishCmd(ctx, args[2:], out, errOut)
+	case args[0] == "tail":
+		return tailCmd(ctx, args[1:], out, errOut)
+	case args[0] == "status":
+		return statusCmd(ctx, args[1:], out, errOut)
 	}
 	return usageError(fmt.Sprintf("unknown command %q", args[0]))
 }

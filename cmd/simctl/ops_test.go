@@ -8,6 +8,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -330,3 +331,63 @@ func TestPublishUsageErrors(t *testing.T) {
 		t.Fatalf("replay with a bad --since: %v", err)
 	}
 }
+
+func TestTailAndStatus(t *testing.T) {
+	w := newWorld(t)
+	w.startWorker()
+	file := writeFile(t, cmdOK, cmdBad, cmdNoAut)
+	if _, _, err := simctl(t, "publish", "--wait", file); err != nil {
+		t.Fatal(err)
+	}
+	out, _, err := simctl(t, "tail", "--all", "--type", "rejected", "--count", "2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 2 || !strings.Contains(lines[0], "rejected c-2 400 invalid_argument: iccid: must be 18 to 22 digits") ||
+		!strings.Contains(lines[1], "rejected c-3 401 unauthorized") {
+		t.Fatalf("tail --type rejected:\n%s", out)
+	}
+	out, _, err = simctl(t, "tail", "--all", "--json", "--command", "c-1", "--count", "1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ev map[string]any
+	if err := json.Unmarshal([]byte(out), &ev); err != nil || ev["commandid"] != "c-1" || ev["type"] != "sim.created" {
+		t.Fatalf("tail --json --command c-1: %v %s", err, out)
+	}
+	// A new event reaches a tail that follows only new ones.
+	done := make(chan string, 1)
+	go func() {
+		o, _, _ := simctl(t, "tail", "--count", "1")
+		done <- o
+	}()
+	time.Sleep(500 * time.Millisecond)
+	if _, _, err := simctl(t, "publish", "--wait", writeFile(t, `{"command_id":"c-new","actor_id":"u-alice","sim":{"device_id":"d-2","iccid":"8944500102198304899"}}`)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case o := <-done:
+		if !strings.Contains(o, "created  c-new") || !strings.Contains(o, "iccid=8944500102198304899 company=co-acme") {
+			t.Fatalf("tail of new events: %s", o)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("tail saw no new event")
+	}
+
+	out, _, err = simctl(t, "status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"SIM_COMMANDS", "SIM_EVENTS", "SIM_DEADLETTER", "simworker", "sim.created", "unauthorized", "SIMs stored"} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("status lacks %q:\n%s", want, out)
+		}
+	}
+	// Two SIMs created, one each of two rejections.
+	if !regexpMatch(`sim.created\s+201\s+2\b`, out) || !regexpMatch(`SIMs stored\s+2\b`, out) {
+		t.Fatalf("status counts:\n%s", out)
+	}
+}
+
+func regexpMatch(pattern, s string) bool { return regexp.MustCompile(pattern).MatchString(s) }

@@ -1,0 +1,66 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"text/tabwriter"
+
+	"simworker/cmd/internal/cli"
+	"simworker/consumer"
+	"simworker/repo"
+)
+
+// statusCmd shows the streams, the worker's consumer and, with DATABASE_URL,
+// the outcomes stored by code.
+func statusCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	s := cli.New("simctl status", "simctl status: streams, the simworker consumer, and (with DATABASE_URL) stored outcomes by code.")
+	n := cli.DeclareNATS(s, true)
+	dbURL := s.String("database-url", "DATABASE_URL", "", "PostgreSQL URL: adds the outcomes stored by code")
+	s.Secret()
+	if err := s.Parse(args); err != nil {
+		return err
+	}
+	nc, js, err := connect(n, stderr)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	w := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "STREAM\tMESSAGES\tBYTES\tFIRST SEQ\tLAST SEQ\tREPLICAS")
+	for _, name := range []string{consumer.CommandsStream, consumer.EventsStream, consumer.DeadLetterStream} {
+		st, err := js.Stream(ctx, name)
+		if err != nil {
+			fmt.Fprintf(w, "%s\t(missing: %v)\t\t\t\t\n", name, err)
+			continue
+		}
+		i := st.CachedInfo()
+		fmt.Fprintf(w, "%s\t%d\t%d\t%d\t%d\t%d\n", name, i.State.Msgs, i.State.Bytes, i.State.FirstSeq, i.State.LastSeq, i.Config.Replicas)
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "CONSUMER\tPENDING\tACK PENDING\tREDELIVERED\tWAITING PULLS\tACK FLOOR")
+	if c, err := js.Consumer(ctx, consumer.CommandsStream, consumer.DurableName); err != nil {
+		fmt.Fprintf(w, "%s\t(missing: %v)\t\t\t\t\n", consumer.DurableName, err)
+	} else {
+		i := c.CachedInfo()
+		fmt.Fprintf(w, "%s\t%d\t%d\t%d\t%d\t%d\n", consumer.DurableName, i.NumPending, i.NumAckPending, i.NumRedelivered, i.NumWaiting, i.AckFloor.Stream)
+	}
+	if *dbURL != "" {
+		pool, err := repo.Open(ctx, *dbURL)
+		if err != nil {
+			return err
+		}
+		defer pool.Close()
+		counts, sims, err := repo.OutcomeCounts(ctx, pool)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(w)
+		fmt.Fprintln(w, "OUTCOME\tCODE\tSTATUS\tCOMMANDS")
+		for _, c := range counts {
+			fmt.Fprintf(w, "%s\t%s\t%d\t%d\n", c.Type, c.Code, c.Status, c.Commands)
+		}
+		fmt.Fprintf(w, "SIMs stored\t\t\t%d\n", sims)
+	}
+	return w.Flush()
+}
