@@ -125,12 +125,22 @@ func (w *Worker) resetBackoff() {
 // NewWorker returns a worker; Run starts it.
 func NewWorker(js jetstream.JetStream, cons jetstream.Consumer, h Handler, log *zap.Logger, cfg Config) *Worker {
 	cfg = cfg.withDefaults()
+	// Keep messages alive against the consumer's real AckWait, which
+	// operators may have tuned away from the configured one.
+	if info := cons.CachedInfo(); info != nil && info.Config.AckWait > 0 && info.Config.AckWait < cfg.AckWait {
+		cfg.AckWait = info.Config.AckWait
+	}
 	b := backoff.NewExponentialBackOff()
 	b.InitialInterval = 100 * time.Millisecond
 	b.MaxInterval = cfg.MaxBackoff
 	b.MaxElapsedTime = 0 // an outage is waited out, never turned into an outcome
 	return &Worker{js: js, cons: cons, h: h, log: log, cfg: cfg, outage: b, stop: make(chan struct{})}
 }
+
+// publishAckTimeout bounds the wait for JetStream to acknowledge an event.
+const publishAckTimeout = 10 * time.Second
+
+var errPubAckTimeout = errors.New("no publish acknowledgement within 10s")
 
 // errStopping ends work on a batch when shutdown cuts it short; the batch is
 // NAKed and redelivered, its outcome (if stored) re-published then.
@@ -469,6 +479,7 @@ func (w *Worker) publishAndAck(ctx context.Context, items []*item, batchStart ti
 	pending := items
 	start := time.Now()
 	for len(pending) > 0 {
+		ackTimeout := time.NewTimer(publishAckTimeout)
 		futures := make([]jetstream.PubAckFuture, len(pending))
 		errs := make([]error, len(pending))
 		for i, it := range pending {
@@ -481,6 +492,11 @@ func (w *Worker) publishAndAck(ctx context.Context, items []*item, batchStart ti
 				select {
 				case <-futures[i].Ok():
 				case errs[i] = <-futures[i].Err():
+				case <-ackTimeout.C:
+					// A lost acknowledgement (a stream leader that died before
+					// answering) must not hold the batch forever.
+					errs[i] = errPubAckTimeout
+					ackTimeout.Reset(0)
 				case <-ctx.Done():
 					errs[i] = errStopping
 				}
@@ -493,6 +509,7 @@ func (w *Worker) publishAndAck(ctx context.Context, items []*item, batchStart ti
 			_ = it.msg.Ack()
 			w.cfg.Observer.Outcome(*it.outcome, time.Since(batchStart))
 		}
+		ackTimeout.Stop()
 		if len(failed) == 0 {
 			w.resetBackoff()
 			return
@@ -506,7 +523,10 @@ func (w *Worker) publishAndAck(ctx context.Context, items []*item, batchStart ti
 			for i, it := range failed {
 				msgs[i] = it.msg
 			}
-			w.nakAll(msgs, fmt.Errorf("%w: nats: %v", domain.ErrUnavailable, lastErr))
+			if !errors.Is(lastErr, errStopping) {
+				lastErr = fmt.Errorf("%w: nats: %v", domain.ErrUnavailable, lastErr)
+			}
+			w.nakAll(msgs, lastErr)
 			return
 		}
 	}

@@ -11,7 +11,6 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"simworker/consumer"
 	"simworker/domain"
@@ -122,6 +121,10 @@ func TestCheckTable(t *testing.T) {
 			if _, err := time.Parse(time.RFC3339Nano, e.Time); err != nil {
 				t.Fatalf("time %q: %v", e.Time, err)
 			}
+			conforms(t, e.Type, e.raw)
+			if tt.status == 201 {
+				conforms(t, "command", []byte(tt.body))
+			}
 			if tt.status == 201 {
 				if e.Type != domain.TypeCreated {
 					t.Fatalf("want created, got %s", e.raw)
@@ -174,6 +177,7 @@ func TestCreatedRecord(t *testing.T) {
 	if e.Type != domain.TypeCreated || e.Source != "urn:test" {
 		t.Fatalf("event: %s", e.raw)
 	}
+	conforms(t, domain.TypeCreated, e.raw)
 	d := e.sim(t)
 	want := map[string]any{
 		"company_id": "co-acme-eu", "device_id": "d-eu", "iccid": iccid(1), "status": "inactive",
@@ -494,6 +498,7 @@ func TestPoisonCommand(t *testing.T) {
 		}
 	}
 	e := b.eventFor("c-poison")
+	conforms(t, domain.TypeRejected, e.raw)
 	r := e.rejection(t)
 	if r.Status != 500 || r.Code != domain.CodeInternal || len(r.Errors) != 0 {
 		t.Fatalf("poison outcome: %s", e.raw)
@@ -524,22 +529,14 @@ func TestPoisonCommand(t *testing.T) {
 	}
 }
 
-// TestSlowTransactionOutlastsAckWait: a transaction that outlasts AckWait
-// gets the command redelivered to a second worker, which must wait for the
-// first and publish the same outcome; one SIM row.
+// TestSlowTransactionOutlastsAckWait: while one worker's transaction for a
+// command is stuck, the same command reaches a second worker (as a
+// redelivery after AckWait, or a replay, would bring it). The second must
+// wait for the first and publish the same outcome; one SIM row.
 func TestSlowTransactionOutlastsAckWait(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	ctx := context.Background()
-	// A consumer AckWait of 1s, and workers that believe it is 30s (so they do
-	// not keep the message alive in time): the redelivery comes while the
-	// first transaction still waits.
-	if _, err := b.js.UpdateConsumer(ctx, consumer.CommandsStream, jetstream.ConsumerConfig{
-		Durable: consumer.DurableName, FilterSubject: consumer.CreateSubject, AckPolicy: jetstream.AckExplicitPolicy,
-		AckWait: time.Second, MaxDeliver: -1, MaxAckPending: 10000,
-	}); err != nil {
-		t.Fatal(err)
-	}
 	// Hold a lock that the SIM insert waits for.
 	tx, err := b.pool.Begin(ctx)
 	if err != nil {
@@ -549,19 +546,21 @@ func TestSlowTransactionOutlastsAckWait(t *testing.T) {
 	if _, err := tx.Exec(ctx, `LOCK TABLE sims IN SHARE MODE`); err != nil {
 		t.Fatal(err)
 	}
-	b.startWorker(consumer.Config{AckWait: 30 * time.Second})
-	b.startWorker(consumer.Config{AckWait: 30 * time.Second})
+	b.startWorker(consumer.Config{BatchSize: 1, Concurrency: 1})
+	b.startWorker(consumer.Config{BatchSize: 1, Concurrency: 1})
 	b.command("c-slow", "u-alice", map[string]any{"device_id": "d-1", "iccid": iccid(4)})
+	// The second delivery of the same command, under another message id.
+	b.publish(fmt.Sprintf(`{"command_id":"c-slow","actor_id":"u-alice","sim":{"device_id":"d-1","iccid":%q}}`, iccid(4)), "c-slow-again")
 
-	// Wait for the redelivery to happen while the first transaction is stuck.
+	// Both are in flight, each in its own stuck transaction.
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		info, err := b.cons.Info(ctx)
-		if err == nil && info.NumRedelivered > 0 {
+		if err == nil && info.NumAckPending == 2 && info.NumPending == 0 {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatal("no redelivery while the transaction was held")
+			t.Fatalf("the two deliveries never were in flight together: %+v", info)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -585,5 +584,33 @@ func TestSlowTransactionOutlastsAckWait(t *testing.T) {
 	}
 	if got := b.streamEvents(); len(got) != 1 {
 		t.Fatalf("SIM_EVENTS holds %d events", len(got))
+	}
+}
+
+// TestSchemaDriftIsAnOutage: a database that no longer matches the worker (a
+// column renamed by hand, a migration gone wrong) is an operator's problem:
+// commands wait, none gets a stored 500, and they are decided once it is
+// repaired.
+func TestSchemaDriftIsAnOutage(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	if _, err := b.pool.Exec(ctx, `ALTER TABLE sims RENAME COLUMN rate_plan TO rate_plan_old`); err != nil {
+		t.Fatal(err)
+	}
+	b.startWorker(consumer.Config{RetryWindow: 500 * time.Millisecond, MaxBackoff: 200 * time.Millisecond, PoisonRetries: 1})
+	b.command("c-drift", "u-alice", map[string]any{"device_id": "d-1", "iccid": iccid(21)})
+	time.Sleep(2 * time.Second)
+	b.mu.Lock()
+	early := len(b.events)
+	b.mu.Unlock()
+	if early != 0 {
+		t.Fatalf("%d outcomes while the schema was broken", early)
+	}
+	if _, err := b.pool.Exec(ctx, `ALTER TABLE sims RENAME COLUMN rate_plan_old TO rate_plan`); err != nil {
+		t.Fatal(err)
+	}
+	if e := b.eventFor("c-drift"); e.Type != domain.TypeCreated {
+		t.Fatalf("after the repair: %s", e.raw)
 	}
 }

@@ -200,14 +200,23 @@ func isJSONObject(raw json.RawMessage) bool {
 	return len(t) > 0 && t[0] == '{'
 }
 
-// jsonString decodes raw when it is a JSON string (raw is valid JSON).
+// jsonString decodes raw when it is a JSON string (raw is valid JSON). A
+// string with an unpaired surrogate escape is no string the worker can keep
+// as sent: false, as for a value of another type.
 func jsonString(raw json.RawMessage) (string, bool) {
+	s, ok, lone := decodeJSONString(raw)
+	return s, ok && !lone
+}
+
+// decodeJSONString decodes raw when it is a JSON string, and says whether it
+// escapes an unpaired UTF-16 surrogate.
+func decodeJSONString(raw json.RawMessage) (s string, isString, lone bool) {
 	t := bytes.TrimSpace(raw)
 	if len(t) == 0 || t[0] != '"' {
-		return "", false
+		return "", false, false
 	}
 	end, escaped, _ := skipString(t, 0)
-	return decodeString(t[:end], escaped), true
+	return decodeString(t[:end], escaped), true, escaped && loneSurrogate(t[:end])
 }
 
 // stringField validates an optional or required string field; maxLen 0 means
@@ -220,10 +229,12 @@ func stringField(raw json.RawMessage, required bool, maxLen int) (*string, strin
 		}
 		return nil, ""
 	}
-	s, ok := jsonString(raw)
+	s, ok, lone := decodeJSONString(raw)
 	switch {
 	case !ok:
 		return nil, "must be a string"
+	case lone:
+		return nil, "must not contain unpaired UTF-16 surrogates"
 	case required && s == "":
 		return nil, "is required"
 	case strings.ContainsRune(s, 0):

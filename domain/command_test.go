@@ -306,3 +306,37 @@ func TestCostBounds(t *testing.T) {
 		t.Fatalf("oversized body: %+v", env)
 	}
 }
+
+func TestUnpairedSurrogates(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		name, md string
+		valid    bool
+	}{
+		{"pair", `{"a":"\ud83d\ude00"}`, true},
+		{"lone high in value", `{"a":"\ud800"}`, false},
+		{"lone low in key", `{"\udc00":1}`, false},
+		{"high then letter", `{"a":"\ud800x"}`, false},
+		{"high then other escape", `{"a":"\ud800\n"}`, false},
+		{"reversed pair", `{"a":"\ude00\ud83d"}`, false},
+		{"escaped backslash before u", `{"a":"\\ud800"}`, true},
+		{"zero with a huge exponent is zero", `{"a":0e200000}`, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			env := ParseCommand([]byte(body(t, map[string]any{"sim_metadata": raw(tt.md)})))
+			if (env.Reject == nil) != tt.valid {
+				t.Fatalf("valid = %v, want %v: %+v", env.Reject == nil, tt.valid, env.Reject)
+			}
+		})
+	}
+	// Two command ids that encoding/json would both decode to U+FFFD.
+	for _, id := range []string{`"\ud800"`, `"c-\udfff"`} {
+		if env := ParseCommand([]byte(`{"command_id":` + id + `,"actor_id":"u"}`)); env.CommandID != "" {
+			t.Fatalf("command id %s accepted as %q", id, env.CommandID)
+		}
+	}
+	env := ParseCommand([]byte(body(t, map[string]any{"msisdn": raw(`"\udfff"`)})))
+	if env.Reject == nil || env.Reject.Fields[0].Field != "msisdn" {
+		t.Fatalf("lone surrogate in msisdn: %+v", env.Reject)
+	}
+}

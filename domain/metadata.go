@@ -49,6 +49,9 @@ func numericFits(num string) bool {
 	}
 	digits := strings.TrimLeft(intPart+frac, "0")
 	scale := int64(len(frac)) - e
+	if digits == "" { // zero, whatever its exponent: only its scale is kept
+		return scale <= maxNumericScaleDigits
+	}
 	intDigits := int64(len(digits)) - int64(len(frac)) + e
 	return scale <= maxNumericScaleDigits && intDigits <= maxNumericIntDigits
 }

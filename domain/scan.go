@@ -68,6 +68,54 @@ func skipValue(b []byte, i int) int {
 	}
 }
 
+// loneSurrogate reports whether a JSON string token escapes half of a UTF-16
+// surrogate pair without its other half. encoding/json turns one into U+FFFD
+// (so two different strings could decode alike) and PostgreSQL's jsonb
+// refuses it: either way it cannot be kept as sent.
+func loneSurrogate(tok []byte) bool {
+	pendingHigh := false              // the previous character was an escaped high surrogate
+	for i := 1; i < len(tok)-1; i++ { // inside the quotes
+		if tok[i] != '\\' {
+			if pendingHigh {
+				return true
+			}
+			continue
+		}
+		if tok[i+1] != 'u' {
+			if pendingHigh {
+				return true
+			}
+			i++ // the escaped character
+			continue
+		}
+		if i+6 > len(tok)-1 {
+			return true // malformed: not valid JSON
+		}
+		v, err := strconv.ParseUint(string(tok[i+2:i+6]), 16, 32)
+		if err != nil {
+			return true
+		}
+		switch {
+		case v >= 0xD800 && v <= 0xDBFF:
+			if pendingHigh {
+				return true
+			}
+			pendingHigh = true
+		case v >= 0xDC00 && v <= 0xDFFF:
+			if !pendingHigh {
+				return true
+			}
+			pendingHigh = false
+		default:
+			if pendingHigh {
+				return true
+			}
+		}
+		i += 5
+	}
+	return pendingHigh
+}
+
 // decodeString decodes a JSON string token (with its quotes).
 func decodeString(tok []byte, escaped bool) string {
 	if !escaped {
@@ -140,6 +188,9 @@ func scanMetadata(raw []byte) (json.RawMessage, string) {
 			end, escaped, nul := skipString(raw, i)
 			if nul {
 				return nil, "must not contain NUL characters"
+			}
+			if escaped && loneSurrogate(raw[i:end]) {
+				return nil, "must not contain unpaired UTF-16 surrogates"
 			}
 			if expectKey {
 				expectKey = false

@@ -67,10 +67,11 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool) error {
 }
 
 // translate turns a driver error into the domain's vocabulary: failures that
-// retrying can cure (connection lost or refused, server shutting down or
-// overloaded, serialization failures and deadlocks) wrap
-// domain.ErrUnavailable; anything else is returned as it is and counts as an
-// unexpected failure.
+// retrying (or an operator) can cure (connection lost or refused, server
+// shutting down or overloaded, serialization failures and deadlocks, schema
+// or privilege mismatches) wrap domain.ErrUnavailable; anything else
+// (data-driven failures such as a data exception or a raised error) is
+// returned as it is and counts as an unexpected failure of that command.
 func translate(err error) error {
 	if err == nil || errors.Is(err, domain.ErrUnavailable) {
 		return err
@@ -84,11 +85,19 @@ func translate(err error) error {
 func transient(err error) bool {
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
+		if pgErr.Code == "57014" { // query_canceled (statement_timeout): the command's own doing
+			return false
+		}
 		switch pgErr.Code[:2] {
 		case "08", // connection exception
 			"53", // insufficient resources
 			"57", // operator intervention: admin/crash shutdown, cannot connect now
-			"58": // system error (I/O)
+			"58", // system error (I/O)
+			// The schema, privileges or server do not match what the worker
+			// needs (a migration not applied, a revoked grant, a cached plan
+			// gone stale, a wrong database or password): an operator's
+			// problem, never a command's, so never a stored 500.
+			"42", "0A", "3D", "28", "XX":
 			return true
 		}
 		switch pgErr.Code {
