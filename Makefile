@@ -4,7 +4,7 @@ SHELL := /bin/bash
 GO    ?= go
 NATS_CLI_VERSION := v0.5.0
 
-.PHONY: all build run test test-short chaos bench bench-go fuzz lint fmt postgres nats-cli clean
+.PHONY: all build run test test-short chaos bench bench-go fuzz lint fmt postgres nats-cli validate-docs clean
 
 all: build
 
@@ -21,6 +21,7 @@ test: postgres
 	$(GO) vet ./...
 	@mkdir -p bin && rm -f bin/fault-table.txt
 	SIM_FAULT_TABLE=$(CURDIR)/bin/fault-table.txt $(GO) test -race -count=1 -timeout 30m ./...
+	./scripts/validate-docs.sh
 	@echo "fault suite:" && cat bin/fault-table.txt
 
 ## chaos: the fault suite, longer: more commands, more worker kills
@@ -51,6 +52,10 @@ lint:
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')
+
+## validate-docs: AsyncAPI (official parser), docker-compose.yml (Compose schema), deploy/k8s (Kubernetes schemas)
+validate-docs:
+	./scripts/validate-docs.sh
 
 ## postgres: make sure the PostgreSQL server binaries are here (installs them with apt-get as root)
 postgres:

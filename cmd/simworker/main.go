@@ -10,6 +10,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -42,6 +43,8 @@ Usage:
   simworker run      consume commands (needs NATS_URL and DATABASE_URL)
   simworker dev      all-in-one: in-process NATS with JetStream, a private PostgreSQL, demo data, the worker
   simworker migrate  apply the database migrations and exit (needs DATABASE_URL)
+  simworker probe    exit 0 when a worker's /readyz (or /healthz) answers 200: a health check for
+                     images without a shell
 
 Run 'simworker COMMAND --help' for the settings of a command.
 `
@@ -64,6 +67,8 @@ func main() {
 		err = devCmd(ctx, os.Args[2:])
 	case "migrate":
 		err = migrateCmd(ctx, os.Args[2:])
+	case "probe":
+		err = probeCmd(ctx, os.Args[2:])
 	case "-h", "--help", "help":
 		fmt.Print(usage)
 		return
@@ -139,8 +144,8 @@ func (ws *workerSettings) configs() (consumer.Config, consumer.StreamConfig, err
 	if sc.DuplicateWindow, err = cli.Duration("SIM_DUPLICATE_WINDOW", *ws.dupWindow); err != nil {
 		add(err)
 	}
-	if c.BatchSize > 4000 {
-		add(errors.New("SIM_BATCH_SIZE: at most 4000 (the async publish window)"))
+	if c.BatchSize > 10000 {
+		add(errors.New("SIM_BATCH_SIZE: at most 10000"))
 	}
 	sc.AckWait = c.AckWait
 	return c, sc, errors.Join(errs...)
@@ -193,7 +198,10 @@ func runCmd(ctx context.Context, args []string) error {
 // work migrates, sets the streams up and runs the worker until ctx ends.
 // Dependencies that are down at start are waited for with backoff.
 func work(ctx context.Context, log *zap.Logger, nc *nats.Conn, pool *pgxpool.Pool, wcfg consumer.Config, scfg consumer.StreamConfig, httpAddr string) error {
-	js, err := jetstream.New(nc)
+	// The async publish window holds every batch in flight; an
+	// acknowledgement that never comes fails after a bound.
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(max(4000, 2*wcfg.BatchSize*wcfg.Concurrency)),
+		jetstream.WithPublishAsyncTimeout(15*time.Second))
 	if err != nil {
 		return err
 	}
@@ -229,6 +237,30 @@ func work(ctx context.Context, log *zap.Logger, nc *nats.Conn, pool *pgxpool.Poo
 	w := consumer.NewWorker(js, cons, repo.NewStore(pool, wcfg.Source), log, wcfg)
 	worker.Store(w)
 	return w.Run(ctx)
+}
+
+func probeCmd(ctx context.Context, args []string) error {
+	s := cli.New("simworker probe", "simworker probe: exit 0 when the URL answers 200 within 3 s (a container health check).")
+	u := s.String("url", "SIM_PROBE_URL", "http://127.0.0.1:8080/readyz", "what to probe: a worker's /readyz or /healthz")
+	if err := s.Parse(args); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, *u, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: %s %s", *u, resp.Status, strings.TrimSpace(string(body)))
+	}
+	return nil
 }
 
 func migrateCmd(ctx context.Context, args []string) error {
