@@ -3,9 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
+	"flag"
+	"os"
+	"regexp"
 	"strings"
 	"testing"
 
+	"simworker/cmd/internal/cli"
 	"simworker/repo/repotest"
 )
 
@@ -45,5 +50,30 @@ func TestFixturesLoadErrors(t *testing.T) {
 	}
 	if err := dispatch(context.Background(), []string{"bogus"}, &bytes.Buffer{}, &bytes.Buffer{}); err == nil {
 		t.Fatal("unknown command accepted")
+	}
+}
+
+func TestEverySettingIsDocumented(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var help bytes.Buffer
+	cli.UsageOutput = &help
+	defer func() { cli.UsageOutput = os.Stderr }()
+	for _, args := range [][]string{{"publish"}, {"replay"}, {"events", "republish"}, {"tail"}, {"status"}, {"fixtures", "load"}} {
+		help.Reset()
+		if err := dispatch(context.Background(), append(args, "--help"), &bytes.Buffer{}, &bytes.Buffer{}); !errors.Is(err, flag.ErrHelp) {
+			t.Fatalf("%v --help: %v", args, err)
+		}
+		envs := regexp.MustCompile(`(?m)^  -[a-z-]+, ([A-Z_]+)  \((required|default .*)\)$`).FindAllStringSubmatch(help.String(), -1)
+		if len(envs) == 0 {
+			t.Fatalf("%v --help lists no settings:\n%s", args, help.String())
+		}
+		for _, m := range envs {
+			if !strings.Contains(string(readme), "`"+m[1]+"`") {
+				t.Errorf("%v: setting %s is not in the README", args, m[1])
+			}
+		}
 	}
 }

@@ -34,20 +34,24 @@ type setting struct {
 	dst                   *string
 }
 
+// UsageOutput is where --help goes (tests capture it).
+var UsageOutput io.Writer = os.Stderr
+
 // New returns an empty set for the named command.
 func New(name, summary string) *Settings {
 	s := &Settings{fs: flag.NewFlagSet(name, flag.ContinueOnError)}
+	s.fs.SetOutput(UsageOutput)
 	s.fs.Usage = func() {
 		out := s.fs.Output()
 		fmt.Fprintf(out, "%s\n\nSettings (flag, environment variable, default):\n", summary)
 		for _, st := range s.order {
-			def := st.def
+			def := "default " + st.def
 			if st.required {
-				def = "(required)"
-			} else if def == "" {
-				def = `""`
+				def = "required"
+			} else if st.def == "" {
+				def = "default none"
 			}
-			fmt.Fprintf(out, "  -%s, %s  (default %s)\n      %s\n", st.flag, st.env, def, st.usage)
+			fmt.Fprintf(out, "  -%s, %s  (%s)\n      %s\n", st.flag, st.env, def, st.usage)
 		}
 	}
 	return s
@@ -73,6 +77,15 @@ func (s *Settings) Secret() { s.order[len(s.order)-1].secret = true }
 
 // FlagSet exposes the flags, e.g. for bool flags that have no environment variable.
 func (s *Settings) FlagSet() *flag.FlagSet { return s.fs }
+
+// Names lists the settings' environment variables, in declaration order.
+func (s *Settings) Names() []string {
+	names := make([]string, len(s.order))
+	for i, st := range s.order {
+		names[i] = st.env
+	}
+	return names
+}
 
 // Parse fills the settings from args and the environment and checks the
 // required ones, naming every missing variable.
