@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	dto "github.com/prometheus/client_model/go"
@@ -25,6 +26,7 @@ import (
 	"simworker/consumer/natslocal"
 	"simworker/deploy"
 	"simworker/repo"
+	"simworker/repo/pglocal"
 	"simworker/repo/repotest"
 )
 
@@ -37,10 +39,16 @@ type env struct {
 	base  string
 }
 
-// start runs a worker with its ops endpoint on a free port.
+// start runs a worker with its ops endpoint on a free port, on a database of
+// the test's own.
 func start(t *testing.T) *env {
 	t.Helper()
 	pool, dbURL := repotest.NewDB(t)
+	return startOn(t, pool, dbURL)
+}
+
+func startOn(t *testing.T, pool *pgxpool.Pool, dbURL string) *env {
+	t.Helper()
 	repotest.LoadFixtures(t, pool, string(deploy.DemoFixtures))
 	ns, err := natslocal.Start(natslocal.Options{})
 	if err != nil {
@@ -238,4 +246,39 @@ func TestReadyzFollowsPostgres(t *testing.T) {
 	back := time.Now()
 	e.waitStatus(t, "/readyz", 200, 10*time.Second)
 	t.Logf("ready again %s after PostgreSQL returned", time.Since(back).Round(time.Millisecond))
+}
+
+// TestReadyzFollowsPostgresServer: the PostgreSQL server itself stops (a
+// cluster of the test's own) and starts again.
+func TestReadyzFollowsPostgresServer(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pg, err := pglocal.Start(ctx, pglocal.Options{Fast: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = pg.Stop() })
+	pool, err := repo.Open(ctx, pg.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	if err := repo.Migrate(ctx, pool); err != nil {
+		t.Fatal(err)
+	}
+	e := startOn(t, pool, pg.URL)
+	e.waitStatus(t, "/readyz", 200, 30*time.Second)
+	pg.Crash() // immediate shutdown
+	down := time.Now()
+	body := e.waitStatus(t, "/readyz", 503, 10*time.Second)
+	t.Logf("not ready %s after PostgreSQL stopped: %s", time.Since(down).Round(time.Millisecond), strings.TrimSpace(body))
+	if code, _ := e.get(t, "/healthz"); code != 200 {
+		t.Fatalf("healthz %d while PostgreSQL is down", code)
+	}
+	if err := pg.Restart(ctx); err != nil {
+		t.Fatal(err)
+	}
+	back := time.Now()
+	e.waitStatus(t, "/readyz", 200, 15*time.Second)
+	t.Logf("ready again %s after PostgreSQL started", time.Since(back).Round(time.Millisecond))
 }
