@@ -33,8 +33,8 @@ type Handler interface {
 // Config tunes the worker. Zero fields take the defaults in parentheses.
 type Config struct {
 	Source          string        // CloudEvents source (simworker)
-	BatchSize       int           // commands decided in one transaction at most (100)
-	Concurrency     int           // batches in flight at once, each in its own transaction (4)
+	BatchSize       int           // commands decided in one transaction at most (500)
+	Concurrency     int           // batches in flight at once, each in its own transaction (2)
 	AckWait         time.Duration // the consumer's AckWait: InProgress is sent every third of it (30s)
 	MaxBackoff      time.Duration // cap of the wait between retries during an outage (30s)
 	RetryWindow     time.Duration // how long a batch is retried in place before a delayed NAK (15s)
@@ -66,10 +66,10 @@ func (c Config) withDefaults() Config {
 		c.Source = domain.DefaultSource
 	}
 	if c.BatchSize <= 0 {
-		c.BatchSize = 100
+		c.BatchSize = 500
 	}
 	if c.Concurrency <= 0 {
-		c.Concurrency = 4
+		c.Concurrency = 2
 	}
 	if c.AckWait <= 0 {
 		c.AckWait = 30 * time.Second

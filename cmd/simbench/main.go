@@ -67,7 +67,7 @@ func main() {
 	flag.IntVar(&o.queued, "queued", 0, "commands queued before the worker starts, for its peak RSS (e.g. 1000000); 0 skips it")
 	flag.StringVar(&o.workerBin, "worker", "", "the simworker binary (default: built from ./cmd/simworker)")
 	flag.IntVar(&o.batchSize, "batch-size", 500, "the worker's SIM_BATCH_SIZE")
-	flag.IntVar(&o.concurrency, "concurrency", 4, "the worker's SIM_CONCURRENCY")
+	flag.IntVar(&o.concurrency, "concurrency", 2, "the worker's SIM_CONCURRENCY")
 	flag.StringVar(&o.out, "out", "", "also write the table (Markdown) to this file")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the worker during the throughput run here")
 	quick := flag.Bool("quick", false, "a run of under a minute: 20,000 commands, 2 s per rate, 1,000 naive")

@@ -94,8 +94,8 @@ type workerSettings struct {
 func declareWorker(s *cli.Settings, httpDefault string) *workerSettings {
 	return &workerSettings{
 		source:      s.String("source", "SIM_SOURCE", "simworker", "CloudEvents source attribute of published events"),
-		batch:       s.String("batch-size", "SIM_BATCH_SIZE", "100", "most commands decided in one transaction (a batch never waits to fill)"),
-		concurrency: s.String("concurrency", "SIM_CONCURRENCY", "4", "batches decided at once, each in its own transaction"),
+		batch:       s.String("batch-size", "SIM_BATCH_SIZE", "500", "most commands decided in one transaction (a batch never waits to fill)"),
+		concurrency: s.String("concurrency", "SIM_CONCURRENCY", "2", "batches decided at once, each in its own transaction"),
 		ackWait:     s.String("ack-wait", "SIM_ACK_WAIT", "30s", "AckWait of the durable consumer when the worker creates it; in-flight work is kept alive every third of it"),
 		maxBackoff:  s.String("max-backoff", "SIM_MAX_BACKOFF", "30s", "cap of the wait between retries while NATS or PostgreSQL is down"),
 		retryWindow: s.String("retry-window", "SIM_RETRY_WINDOW", "15s", "how long a batch is retried in place during an outage before it is NAKed with a delay"),
