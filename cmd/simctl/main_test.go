@@ -3,14 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
-	"errors"
-	"flag"
-	"os"
-	"regexp"
 	"strings"
 	"testing"
 
-	"simworker/cmd/internal/cli"
+	"simworker/cmd/internal/cli/clitest"
 	"simworker/repo/repotest"
 )
 
@@ -54,26 +50,11 @@ func TestFixturesLoadErrors(t *testing.T) {
 }
 
 func TestEverySettingIsDocumented(t *testing.T) {
-	readme, err := os.ReadFile("../../README.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var help bytes.Buffer
-	cli.UsageOutput = &help
-	defer func() { cli.UsageOutput = os.Stderr }()
+	commands := map[string]func() error{}
 	for _, args := range [][]string{{"publish"}, {"replay"}, {"events", "republish"}, {"tail"}, {"status"}, {"fixtures", "load"}} {
-		help.Reset()
-		if err := dispatch(context.Background(), append(args, "--help"), &bytes.Buffer{}, &bytes.Buffer{}); !errors.Is(err, flag.ErrHelp) {
-			t.Fatalf("%v --help: %v", args, err)
-		}
-		envs := regexp.MustCompile(`(?m)^  -[a-z-]+, ([A-Z_]+)  \((required|default .*)\)$`).FindAllStringSubmatch(help.String(), -1)
-		if len(envs) == 0 {
-			t.Fatalf("%v --help lists no settings:\n%s", args, help.String())
-		}
-		for _, m := range envs {
-			if !strings.Contains(string(readme), "`"+m[1]+"`") {
-				t.Errorf("%v: setting %s is not in the README", args, m[1])
-			}
+		commands[strings.Join(args, " ")] = func() error {
+			return dispatch(context.Background(), append(args, "--help"), &bytes.Buffer{}, &bytes.Buffer{})
 		}
 	}
+	clitest.Documented(t, "../../README.md", commands)
 }

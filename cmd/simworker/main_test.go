@@ -3,16 +3,13 @@ package main
 import (
 	"bytes"
 	"context"
-	"errors"
-	"flag"
 	"os"
-	"regexp"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"simworker/cmd/internal/cli"
+	"simworker/cmd/internal/cli/clitest"
 )
 
 func TestRunRefusesWithoutRequiredSettings(t *testing.T) {
@@ -118,26 +115,9 @@ func (s *syncBuffer) String() string {
 // TestEverySettingIsDocumented: --help lists every setting with its
 // environment variable, and the README's configuration table has each one.
 func TestEverySettingIsDocumented(t *testing.T) {
-	readme, err := os.ReadFile("../../README.md")
-	if err != nil {
-		t.Fatal(err)
+	help := func(cmd func(context.Context, []string) error) func() error {
+		return func() error { return cmd(context.Background(), []string{"--help"}) }
 	}
-	var help bytes.Buffer
-	cli.UsageOutput = &help
-	defer func() { cli.UsageOutput = os.Stderr }()
-	for name, cmd := range map[string]func(context.Context, []string) error{"run": runCmd, "dev": devCmd, "migrate": migrateCmd, "probe": probeCmd} {
-		help.Reset()
-		if err := cmd(context.Background(), []string{"--help"}); !errors.Is(err, flag.ErrHelp) {
-			t.Fatalf("%s --help: %v", name, err)
-		}
-		envs := regexp.MustCompile(`(?m)^  -[a-z-]+, ([A-Z_]+)  \((required|default .*)\)$`).FindAllStringSubmatch(help.String(), -1)
-		if len(envs) == 0 {
-			t.Fatalf("%s --help lists no settings:\n%s", name, help.String())
-		}
-		for _, m := range envs {
-			if !strings.Contains(string(readme), "`"+m[1]+"`") {
-				t.Errorf("%s: setting %s is not in the README", name, m[1])
-			}
-		}
-	}
+	clitest.Documented(t, "../../README.md", map[string]func() error{
+		"run": help(runCmd), "dev": help(devCmd), "migrate": help(migrateCmd), "probe": help(probeCmd)})
 }
