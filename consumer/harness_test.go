@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -12,13 +11,11 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"go.uber.org/zap"
-	"go.uber.org/zap/zaptest"
 
 	"simworker/consumer"
+	"simworker/consumer/consumertest"
 	"simworker/consumer/natslocal"
 	"simworker/domain"
-	"simworker/repo"
 	"simworker/repo/repotest"
 )
 
@@ -101,22 +98,13 @@ func setup(t *testing.T) *bundle {
 	t.Helper()
 	pool, dbURL := repotest.NewDB(t)
 	repotest.LoadFixtures(t, pool, fixtures)
-	ns, err := natslocal.Start(natslocal.Options{})
+	b := &bundle{t: t, pool: pool, dbURL: dbURL}
+	b.ns, b.nc, b.js = consumertest.NATS(t, consumer.StreamConfig{AckWait: 5 * time.Second})
+	cons, err := b.js.Consumer(context.Background(), consumer.CommandsStream, consumer.DurableName)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(ns.Shutdown)
-	b := &bundle{t: t, pool: pool, dbURL: dbURL, ns: ns}
-	b.nc = b.connect()
-	b.js, err = jetstream.New(b.nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	b.cons, err = consumer.Setup(ctx, b.js, consumer.StreamConfig{AckWait: 5 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
+	b.cons = cons
 	_, err = b.nc.Subscribe(consumer.EventsSubject, func(m *nats.Msg) {
 		var ev event
 		if err := json.Unmarshal(m.Data, &ev.CloudEvent); err != nil {
@@ -137,53 +125,11 @@ func setup(t *testing.T) *bundle {
 	return b
 }
 
-func (b *bundle) connect() *nats.Conn {
-	b.t.Helper()
-	nc, err := nats.Connect(b.ns.URL)
-	if err != nil {
-		b.t.Fatal(err)
-	}
-	b.t.Cleanup(nc.Close)
-	return nc
-}
-
 // startWorker runs a worker with its own NATS connection and pool until the
 // test ends (or the returned stop is called, which waits for Run to return).
 func (b *bundle) startWorker(cfg consumer.Config) (stop func() error) {
 	b.t.Helper()
-	nc := b.connect()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		b.t.Fatal(err)
-	}
-	pool, err := repo.Open(context.Background(), b.dbURL)
-	if err != nil {
-		b.t.Fatal(err)
-	}
-	cons, err := consumer.Setup(context.Background(), js, consumer.StreamConfig{})
-	if err != nil {
-		b.t.Fatal(err)
-	}
-	log := zaptest.NewLogger(b.t, zaptest.Level(zap.WarnLevel))
-	w := consumer.NewWorker(js, cons, repo.NewStore(pool, cfg.Source), log, cfg)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- w.Run(ctx) }()
-	var once sync.Once
-	var runErr error
-	stop = func() error {
-		once.Do(func() {
-			cancel()
-			select {
-			case runErr = <-done:
-			case <-time.After(30 * time.Second):
-				runErr = fmt.Errorf("worker did not stop within 30s")
-			}
-			pool.Close()
-		})
-		return runErr
-	}
-	b.t.Cleanup(func() { _ = stop() })
+	_, stop = consumertest.Worker(b.t, b.ns.URL, b.dbURL, cfg)
 	return stop
 }
 

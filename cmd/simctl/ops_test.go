@@ -17,13 +17,11 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"go.uber.org/zap"
-	"go.uber.org/zap/zaptest"
 
 	"simworker/consumer"
+	"simworker/consumer/consumertest"
 	"simworker/consumer/natslocal"
 	"simworker/deploy"
-	"simworker/repo"
 	"simworker/repo/repotest"
 )
 
@@ -43,20 +41,7 @@ func newWorld(t *testing.T) *world {
 	t.Helper()
 	pool, dbURL := repotest.NewDB(t)
 	repotest.LoadFixtures(t, pool, string(deploy.DemoFixtures))
-	ns, err := natslocal.Start(natslocal.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(ns.Shutdown)
-	nc, err := nats.Connect(ns.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, _ := jetstream.New(nc)
-	if _, err := consumer.Setup(context.Background(), js, consumer.StreamConfig{}); err != nil {
-		t.Fatal(err)
-	}
+	ns, nc, js := consumertest.NATS(t, consumer.StreamConfig{})
 	w := &world{t: t, pool: pool, dbURL: dbURL, ns: ns, js: js, nc: nc}
 	if _, err := nc.Subscribe("sim.events.>", func(m *nats.Msg) {
 		w.mu.Lock()
@@ -79,16 +64,7 @@ func (w *world) publishCount() int {
 // startWorker runs the worker in-process until the test ends.
 func (w *world) startWorker() {
 	w.t.Helper()
-	js, _ := jetstream.New(w.nc)
-	cons, err := consumer.Setup(context.Background(), js, consumer.StreamConfig{})
-	if err != nil {
-		w.t.Fatal(err)
-	}
-	wk := consumer.NewWorker(js, cons, repo.NewStore(w.pool, ""), zaptest.NewLogger(w.t, zaptest.Level(zap.WarnLevel)), consumer.Config{})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { _ = wk.Run(ctx); close(done) }()
-	w.t.Cleanup(func() { cancel(); <-done })
+	consumertest.Worker(w.t, w.ns.URL, w.dbURL, consumer.Config{})
 }
 
 // simctl runs a simctl command and returns stdout, stderr and the error.

@@ -8,12 +8,12 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
@@ -23,7 +23,7 @@ import (
 
 	"simworker/cmd/internal/ops"
 	"simworker/consumer"
-	"simworker/consumer/natslocal"
+	"simworker/consumer/consumertest"
 	"simworker/deploy"
 	"simworker/repo"
 	"simworker/repo/pglocal"
@@ -50,33 +50,15 @@ func start(t *testing.T) *env {
 func startOn(t *testing.T, pool *pgxpool.Pool, dbURL string) *env {
 	t.Helper()
 	repotest.LoadFixtures(t, pool, string(deploy.DemoFixtures))
-	ns, err := natslocal.Start(natslocal.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(ns.Shutdown)
-	nc, err := nats.Connect(ns.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, _ := jetstream.New(nc)
-	cons, err := consumer.Setup(context.Background(), js, consumer.StreamConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))
-	var w *consumer.Worker
-	srv := ops.New(nc, js, pool, func() bool { return w != nil && w.Ready() })
-	if err := srv.Start("127.0.0.1:0", log); err != nil {
+	_, nc, js := consumertest.NATS(t, consumer.StreamConfig{})
+	var w atomic.Pointer[consumer.Worker]
+	srv := ops.New(nc, js, pool, func() bool { p := w.Load(); return p != nil && p.Ready() })
+	if err := srv.Start("127.0.0.1:0", zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(srv.Stop)
-	w = consumer.NewWorker(js, cons, repo.NewStore(pool, ""), log, consumer.Config{Observer: srv.Metrics, RetryWindow: time.Second, MaxBackoff: 200 * time.Millisecond})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { _ = w.Run(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
+	wk, _ := consumertest.WorkerOn(t, js, pool, consumer.Config{Observer: srv.Metrics, RetryWindow: time.Second, MaxBackoff: 200 * time.Millisecond}, nil)
+	w.Store(wk)
 	return &env{dbURL: dbURL, js: js, srv: srv, base: "http://" + srv.Addr}
 }
 

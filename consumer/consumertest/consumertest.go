@@ -1,0 +1,103 @@
+// Package consumertest runs the real things for tests: an in-process
+// JetStream server with the worker's streams, and workers on it.
+package consumertest
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest"
+
+	"simworker/consumer"
+	"simworker/consumer/natslocal"
+	"simworker/repo"
+)
+
+// NATS starts a JetStream server of the test's own, sets up the worker's
+// streams and consumer with sc, and connects to it; all closed in cleanup.
+func NATS(t testing.TB, sc consumer.StreamConfig) (*natslocal.Server, *nats.Conn, jetstream.JetStream) {
+	t.Helper()
+	ns, err := natslocal.Start(natslocal.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ns.Shutdown)
+	nc := Connect(t, ns.URL)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := consumer.Setup(context.Background(), js, sc); err != nil {
+		t.Fatal(err)
+	}
+	return ns, nc, js
+}
+
+// Connect opens a NATS connection closed in cleanup.
+func Connect(t testing.TB, url string) *nats.Conn {
+	t.Helper()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	return nc
+}
+
+// Worker runs a worker with its own connection to natsURL and its own pool on
+// dbURL until the test ends. stop cancels it and waits for Run to return
+// (its error, or one saying it did not stop within 30 s).
+func Worker(t testing.TB, natsURL, dbURL string, cfg consumer.Config) (w *consumer.Worker, stop func() error) {
+	t.Helper()
+	js, err := jetstream.New(Connect(t, natsURL))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool, err := repo.Open(context.Background(), dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return WorkerOn(t, js, pool, cfg, func() { pool.Close() })
+}
+
+// WorkerOn runs a worker on js and pool until the test ends; after is called
+// once it stopped.
+func WorkerOn(t testing.TB, js jetstream.JetStream, pool *pgxpool.Pool, cfg consumer.Config, after func()) (*consumer.Worker, func() error) {
+	t.Helper()
+	cons, err := consumer.Setup(context.Background(), js, consumer.StreamConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))
+	w := consumer.NewWorker(js, cons, repo.NewStore(pool, cfg.Source), log, cfg)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	var (
+		once   sync.Once
+		runErr error
+	)
+	stop := func() error {
+		once.Do(func() {
+			cancel()
+			select {
+			case runErr = <-done:
+			case <-time.After(30 * time.Second):
+				runErr = fmt.Errorf("worker did not stop within 30s")
+			}
+			if after != nil {
+				after()
+			}
+		})
+		return runErr
+	}
+	t.Cleanup(func() { _ = stop() })
+	return w, stop
+}
