@@ -30,6 +30,12 @@ func envInt(name string, def int) int {
 	return def
 }
 
+// natsConnect connects the way the suite observes: reconnecting through
+// server restarts.
+func natsConnect(url string) (*nats.Conn, error) {
+	return nats.Connect(url, nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
+}
+
 // world is one scenario's system: a database, JetStream (one node or three),
 // worker processes.
 type world struct {
@@ -73,7 +79,7 @@ func newWorld(t *testing.T, name string, clustered bool) *world {
 		t.Cleanup(s.Shutdown)
 	}
 	w.natsURL = natslocal.ClusterURL(w.nodes)
-	w.nc, err = nats.Connect(w.natsURL, nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
+	w.nc, err = natsConnect(w.natsURL)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -25,6 +25,8 @@ import (
 	"simworker/repo/pglocal"
 )
 
+// The tests here share one PostgreSQL cluster that the fault suite crashes
+// and restarts: none of them may call t.Parallel.
 var (
 	pg      *pglocal.Server // the suite's own cluster: scenarios crash and restart it
 	binPath string
