@@ -332,13 +332,13 @@ func TestTailAndStatus(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &ev); err != nil || ev["commandid"] != "c-1" || ev["type"] != "sim.created" {
 		t.Fatalf("tail --json --command c-1: %v %s", err, out)
 	}
-	// A new event reaches a tail that follows only new ones.
+	// A tail that follows from a start time sees an event published later.
+	from := time.Now().UTC().Format(time.RFC3339Nano)
 	done := make(chan string, 1)
 	go func() {
-		o, _, _ := simctl(t, "tail", "--count", "1")
+		o, _, _ := simctl(t, "tail", "--since", from, "--command", "c-new", "--count", "1")
 		done <- o
 	}()
-	time.Sleep(500 * time.Millisecond)
 	if _, _, err := simctl(t, "publish", "--wait", writeFile(t, `{"command_id":"c-new","actor_id":"u-alice","sim":{"device_id":"d-2","iccid":"8944500102198304899"}}`)); err != nil {
 		t.Fatal(err)
 	}
