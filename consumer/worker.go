@@ -53,6 +53,9 @@ type Observer interface {
 	Redelivered()
 	// DeadLetter: a command went to SIM_DEADLETTER.
 	DeadLetter()
+	// Unavailable: a dependency failed and the worker backs off (an outage,
+	// or a schema or privilege problem that needs an operator).
+	Unavailable()
 }
 
 type noObserver struct{}
@@ -60,6 +63,7 @@ type noObserver struct{}
 func (noObserver) Outcome(domain.Outcome, time.Duration) {}
 func (noObserver) Redelivered()                          {}
 func (noObserver) DeadLetter()                           {}
+func (noObserver) Unavailable()                          {}
 
 func (c Config) withDefaults() Config {
 	if c.Source == "" {
@@ -410,6 +414,7 @@ func (w *Worker) retryOutage(ctx context.Context, f func() ([]domain.Outcome, er
 		}
 		wait := w.nextBackoff()
 		w.log.Warn("dependency unavailable: backing off", zap.Duration("retry_in", wait), zap.Error(err))
+		w.cfg.Observer.Unavailable()
 		if time.Since(start)+wait > w.cfg.RetryWindow {
 			return nil, err
 		}
@@ -516,6 +521,7 @@ func (w *Worker) publishAndAck(ctx context.Context, items []*item, batchStart ti
 		}
 		pending = failed
 		wait := w.nextBackoff()
+		w.cfg.Observer.Unavailable()
 		w.log.Warn("publishing outcomes failed: backing off", zap.Int("count", len(failed)),
 			zap.Duration("retry_in", wait), zap.Error(lastErr))
 		if errors.Is(lastErr, errStopping) || time.Since(start)+wait > w.cfg.RetryWindow || !w.sleep(ctx, wait) {

@@ -466,6 +466,14 @@ func TestPostgresOutageIsNotAnOutcome(t *testing.T) {
 			t.Fatalf("after the outage: %s", e.raw)
 		}
 	}
+	// The outage never took the poison path.
+	dl, err := b.js.Stream(ctx, consumer.DeadLetterStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := dl.CachedInfo().State.Msgs; n != 0 {
+		t.Fatalf("%d dead letters from an outage", n)
+	}
 }
 
 // TestPoisonCommand: a command that fails unexpectedly (here a trigger

@@ -327,6 +327,12 @@ func (w *world) check(b *batch, ref map[string]*result) tableRow {
 		}
 		w.t.Errorf("%s: %d outcomes for %d bodies without a command id", w.name, len(noID), b.garbage)
 	}
+	// The batch holds no poison: a dead letter means a fault was mistaken
+	// for a bad command.
+	if dl, err := w.js.Stream(context.Background(), consumer.DeadLetterStream); err != nil || dl.CachedInfo().State.Msgs != 0 {
+		row.violations++
+		w.t.Errorf("%s: dead letters from faults (or no dead-letter stream: %v)", w.name, err)
+	}
 	var rows, distinct int
 	if err := w.pool.QueryRow(context.Background(), `SELECT count(*), count(DISTINCT iccid) FROM sims`).Scan(&rows, &distinct); err != nil {
 		w.t.Fatal(err)

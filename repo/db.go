@@ -83,6 +83,13 @@ func translate(err error) error {
 }
 
 func transient(err error) bool {
+	// Failing to connect is an outage whatever the server said (too many
+	// connections, database not accepting connections, authentication):
+	// checked before the SQLSTATE, which a refused connection carries too.
+	var connErr *pgconn.ConnectError
+	if errors.As(err, &connErr) {
+		return true
+	}
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
 		if pgErr.Code == "57014" { // query_canceled (statement_timeout): the command's own doing
@@ -108,9 +115,8 @@ func transient(err error) bool {
 		}
 		return false
 	}
-	var connErr *pgconn.ConnectError
 	var netErr net.Error
-	return errors.As(err, &connErr) || errors.As(err, &netErr) ||
+	return errors.As(err, &netErr) ||
 		pgconn.SafeToRetry(err) || pgconn.Timeout(err) ||
 		errors.Is(err, pgconn.ErrConnClosed) ||
 		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||

@@ -29,6 +29,7 @@ type Metrics struct {
 	latency     prometheus.Histogram
 	redelivered prometheus.Counter
 	deadLetters prometheus.Counter
+	unavailable prometheus.Counter
 }
 
 // NewMetrics registers the worker's metrics on reg.
@@ -51,8 +52,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "simworker_dead_letters_total",
 			Help: "Commands that failed unexpectedly past their retries and went to SIM_DEADLETTER (outcome 500 internal).",
 		}),
+		unavailable: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "simworker_dependency_retries_total",
+			Help: "Times the worker backed off because PostgreSQL or NATS failed (an outage, or a schema or privilege problem for an operator). A steady rise with no outcomes means it is stuck waiting.",
+		}),
 	}
-	reg.MustRegister(m.commands, m.latency, m.redelivered, m.deadLetters)
+	reg.MustRegister(m.commands, m.latency, m.redelivered, m.deadLetters, m.unavailable)
 	return m
 }
 
@@ -67,6 +72,9 @@ func (m *Metrics) Redelivered() { m.redelivered.Inc() }
 
 // DeadLetter implements consumer.Observer.
 func (m *Metrics) DeadLetter() { m.deadLetters.Inc() }
+
+// Unavailable implements consumer.Observer.
+func (m *Metrics) Unavailable() { m.unavailable.Inc() }
 
 // consumerCollector reads the durable consumer's state at scrape time.
 type consumerCollector struct {

@@ -222,6 +222,17 @@ func TestReadyzFollowsPostgres(t *testing.T) {
 	if code, _ := e.get(t, "/healthz"); code != 200 {
 		t.Fatalf("healthz %d while PostgreSQL is down", code)
 	}
+	// A command sent now makes the worker back off, and the metric says so.
+	if _, err := e.js.Publish(ctx, consumer.CreateSubject, []byte(`{"command_id":"during","actor_id":"u-alice","sim":{"device_id":"d-1","iccid":"8944000000000000999"}}`)); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for value(scrape(t, e), "simworker_dependency_retries_total", nil) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("no dependency retry counted while PostgreSQL refused connections")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	if _, err := admin.Exec(ctx, `ALTER DATABASE `+db+` WITH ALLOW_CONNECTIONS true`); err != nil {
 		t.Fatal(err)
 	}
