@@ -212,21 +212,8 @@ func (b *bundle) drained() {
 // streamEvents returns the messages stored in SIM_EVENTS.
 func (b *bundle) streamEvents() []event {
 	b.t.Helper()
-	ctx := context.Background()
-	s, err := b.js.Stream(ctx, consumer.EventsStream)
-	if err != nil {
-		b.t.Fatal(err)
-	}
-	info, err := s.Info(ctx)
-	if err != nil {
-		b.t.Fatal(err)
-	}
 	var out []event
-	for seq := info.State.FirstSeq; seq <= info.State.LastSeq && info.State.Msgs > 0; seq++ {
-		m, err := s.GetMsg(ctx, seq)
-		if err != nil {
-			continue
-		}
+	for _, m := range consumertest.StreamMessages(b.t, b.js, consumer.EventsStream) {
 		var ev event
 		if err := json.Unmarshal(m.Data, &ev.CloudEvent); err != nil {
 			b.t.Fatal(err)

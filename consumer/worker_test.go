@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 
 	"simworker/consumer"
 	"simworker/domain"
@@ -432,21 +431,7 @@ func TestPostgresOutageIsNotAnOutcome(t *testing.T) {
 	b := setup(t)
 	ctx := context.Background()
 	// Refuse connections to this test's database only.
-	dbName := b.dbURL[strings.LastIndex(b.dbURL, "/")+1:]
-	if i := strings.IndexByte(dbName, '?'); i >= 0 {
-		dbName = dbName[:i]
-	}
-	admin, err := pgx.Connect(ctx, repotest.ServerURL(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close(ctx)
-	if _, err := admin.Exec(ctx, `ALTER DATABASE `+dbName+` WITH ALLOW_CONNECTIONS false`); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := admin.Exec(ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1`, dbName); err != nil {
-		t.Fatal(err)
-	}
+	restore := repotest.RefuseConnections(t, repotest.ServerURL(t), b.dbURL)
 	b.startWorker(consumer.Config{RetryWindow: 500 * time.Millisecond, MaxBackoff: 200 * time.Millisecond})
 	for i := 0; i < 5; i++ {
 		b.command(fmt.Sprintf("c-out-%d", i), "u-alice", map[string]any{"device_id": "d-1", "iccid": iccid(300 + i)})
@@ -458,9 +443,7 @@ func TestPostgresOutageIsNotAnOutcome(t *testing.T) {
 	if early != 0 {
 		t.Fatalf("%d outcomes published while the database was down", early)
 	}
-	if _, err := admin.Exec(ctx, `ALTER DATABASE `+dbName+` WITH ALLOW_CONNECTIONS true`); err != nil {
-		t.Fatal(err)
-	}
+	restore()
 	for i := 0; i < 5; i++ {
 		if e := b.eventFor(fmt.Sprintf("c-out-%d", i)); e.Type != domain.TypeCreated {
 			t.Fatalf("after the outage: %s", e.raw)

@@ -110,16 +110,9 @@ func ParseCommand(body []byte) Envelope {
 	return env
 }
 
-// ValidateSimInput checks a raw `sim` value against every SimInput rule and
-// returns all field errors at once. Read-only and unknown fields are ignored.
-func ValidateSimInput(raw json.RawMessage) (SimInput, []FieldError) {
-	if !json.Valid(raw) {
-		return SimInput{}, []FieldError{{Field: "sim", Reason: "must be a JSON object"}}
-	}
-	return validateSim(raw)
-}
-
-// validateSim is ValidateSimInput for a value already known to be valid JSON.
+// validateSim checks a raw `sim` value (valid JSON) against every SimInput
+// rule and returns all field errors at once. Read-only and unknown fields are
+// ignored.
 func validateSim(raw json.RawMessage) (SimInput, []FieldError) {
 	var in SimInput
 	obj, ok := splitObject(raw)

@@ -51,11 +51,6 @@ type Error struct {
 
 func (e *Error) Error() string { return string(e.Code) + ": " + e.Message }
 
-// Errorf builds an Error about a single field.
-func fieldError(code Code, field, reason string) *Error {
-	return &Error{Code: code, Message: field + ": " + reason, Fields: []FieldError{{Field: field, Reason: reason}}}
-}
-
 // fieldsError builds an invalid_argument Error listing every field at fault,
 // its message joining them in order.
 func fieldsError(fields []FieldError) *Error {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/url"
 	"os"
 	"sort"
 	"strconv"
@@ -17,9 +16,11 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"simworker/consumer"
+	"simworker/consumer/consumertest"
 	"simworker/consumer/natslocal"
 	"simworker/domain"
 	"simworker/repo"
+	"simworker/repo/repotest"
 )
 
 // env reads a positive integer from the environment, or def.
@@ -206,22 +207,9 @@ type result struct {
 // without a command id.
 func (w *world) outcomes() (map[string]*result, map[string]bool) {
 	w.t.Helper()
-	ctx := context.Background()
-	s, err := w.js.Stream(ctx, consumer.EventsStream)
-	if err != nil {
-		w.t.Fatal(err)
-	}
-	info, err := s.Info(ctx)
-	if err != nil {
-		w.t.Fatal(err)
-	}
 	byCmd := map[string]*result{}
 	noID := map[string]bool{}
-	for seq := info.State.FirstSeq; info.State.Msgs > 0 && seq <= info.State.LastSeq; seq++ {
-		m, err := s.GetMsg(ctx, seq)
-		if err != nil {
-			w.t.Fatalf("read event %d: %v", seq, err)
-		}
+	for _, m := range consumertest.StreamMessages(w.t, w.js, consumer.EventsStream) {
 		var ev struct {
 			domain.CloudEvent
 			Data struct {
@@ -397,13 +385,10 @@ func TestFaultSuite(t *testing.T) {
 		}},
 		{name: "postgres_refuses", workers: 2, fault: func(w *world, b *batch) {
 			started(w, 4)
-			u, _ := url.Parse(w.dbURL)
-			db := strings.TrimPrefix(u.Path, "/")
 			w.strike()
-			adminExec(w.t, `ALTER DATABASE `+db+` WITH ALLOW_CONNECTIONS false`)
-			adminExec(w.t, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1`, db)
+			restore := repotest.RefuseConnections(w.t, pg.URL, w.dbURL)
 			time.Sleep(3 * time.Second)
-			adminExec(w.t, `ALTER DATABASE `+db+` WITH ALLOW_CONNECTIONS true`)
+			restore()
 		}},
 		{name: "nats_restart", workers: 2, fault: func(w *world, b *batch) {
 			started(w, 4)

@@ -87,20 +87,6 @@ func newDatabase(t *testing.T, name string) (string, *pgxpool.Pool) {
 	return u.String(), pool
 }
 
-// adminExec runs SQL on the cluster's maintenance database.
-func adminExec(t *testing.T, sql string, args ...any) {
-	t.Helper()
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, pg.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, sql, args...); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // proc is one `simworker run` process; restart replaces it with a new one.
 type proc struct {
 	t    *testing.T

@@ -276,20 +276,6 @@ func scanSim(row pgx.CollectableRow) (domain.Sim, error) {
 	return s, err
 }
 
-// SimByICCID returns the stored SIM with that ICCID (pgx.ErrNoRows wrapped in
-// a not_found domain error when there is none).
-func (s *Store) SimByICCID(ctx context.Context, iccid string) (domain.Sim, error) {
-	rows, err := s.pool.Query(ctx, `SELECT `+simColumns+` FROM sims WHERE iccid = $1`, iccid)
-	if err != nil {
-		return domain.Sim{}, translate(err)
-	}
-	sim, err := pgx.CollectExactlyOneRow(rows, scanSim)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return sim, &domain.Error{Code: domain.CodeNotFound, Message: "no SIM with ICCID " + iccid}
-	}
-	return sim, translate(err)
-}
-
 // StoredOutcomes calls fn for each stored outcome, oldest first: those
 // processed at or after since (when commandIDs is nil), or those of the given
 // command ids. It reads in pages, so any number of outcomes is fine.

@@ -4,6 +4,7 @@ package consumertest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -100,4 +101,31 @@ func WorkerOn(t testing.TB, js jetstream.JetStream, pool *pgxpool.Pool, cfg cons
 	}
 	t.Cleanup(func() { _ = stop() })
 	return w, stop
+}
+
+// StreamMessages returns every message stored in the stream, in order
+// (sequences that were deleted are skipped).
+func StreamMessages(t testing.TB, js jetstream.JetStream, stream string) []*jetstream.RawStreamMsg {
+	t.Helper()
+	ctx := context.Background()
+	s, err := js.Stream(ctx, stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []*jetstream.RawStreamMsg
+	for seq := info.State.FirstSeq; info.State.Msgs > 0 && seq <= info.State.LastSeq; seq++ {
+		m, err := s.GetMsg(ctx, seq)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			continue
+		}
+		if err != nil {
+			t.Fatalf("read %s message %d: %v", stream, seq, err)
+		}
+		out = append(out, m)
+	}
+	return out
 }

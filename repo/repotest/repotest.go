@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"net/url"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -118,4 +119,32 @@ func LoadFixtures(t testing.TB, pool *pgxpool.Pool, doc string) {
 	if _, err := repo.LoadFixtures(context.Background(), pool, f); err != nil {
 		t.Fatalf("load fixtures: %v", err)
 	}
+}
+
+// RefuseConnections makes the server at serverURL (its maintenance
+// database) refuse connections to the database of dbURL and ends the ones
+// open, as an outage of that database would; the returned function lets
+// connections in again.
+func RefuseConnections(t testing.TB, serverURL, dbURL string) (restore func()) {
+	t.Helper()
+	u, err := url.Parse(dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := pgx.Identifier{strings.TrimPrefix(u.Path, "/")}.Sanitize()
+	exec := func(sql string, args ...any) {
+		t.Helper()
+		ctx := context.Background()
+		conn, err := pgx.Connect(ctx, serverURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close(ctx)
+		if _, err := conn.Exec(ctx, sql, args...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	exec(`ALTER DATABASE ` + db + ` WITH ALLOW_CONNECTIONS false`)
+	exec(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1`, strings.TrimPrefix(u.Path, "/"))
+	return func() { exec(`ALTER DATABASE ` + db + ` WITH ALLOW_CONNECTIONS true`) }
 }

@@ -6,13 +6,11 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go/jetstream"
 	dto "github.com/prometheus/client_model/go"
@@ -200,19 +198,7 @@ func TestReadyzFollowsPostgres(t *testing.T) {
 		t.Fatalf("readyz body %s", body)
 	}
 	ctx := context.Background()
-	admin, err := pgx.Connect(ctx, repotest.ServerURL(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close(ctx)
-	u, _ := url.Parse(e.dbURL)
-	db := strings.TrimPrefix(u.Path, "/")
-	if _, err := admin.Exec(ctx, `ALTER DATABASE `+db+` WITH ALLOW_CONNECTIONS false`); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := admin.Exec(ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1`, db); err != nil {
-		t.Fatal(err)
-	}
+	restore := repotest.RefuseConnections(t, repotest.ServerURL(t), e.dbURL)
 	down := time.Now()
 	body = e.waitStatus(t, "/readyz", 503, 10*time.Second)
 	t.Logf("not ready %s after PostgreSQL went away: %s", time.Since(down).Round(time.Millisecond), strings.TrimSpace(body))
@@ -233,9 +219,7 @@ func TestReadyzFollowsPostgres(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	if _, err := admin.Exec(ctx, `ALTER DATABASE `+db+` WITH ALLOW_CONNECTIONS true`); err != nil {
-		t.Fatal(err)
-	}
+	restore()
 	back := time.Now()
 	e.waitStatus(t, "/readyz", 200, 10*time.Second)
 	t.Logf("ready again %s after PostgreSQL returned", time.Since(back).Round(time.Millisecond))
