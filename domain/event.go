@@ -101,7 +101,7 @@ func (o Outcome) PublishSubject() string {
 func FormatTime(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000000Z07:00") }
 
 // NewCreated builds the sim.created outcome for a stored SIM. Its metadata
-// must be compact JSON, as PostgreSQL's jsonb output or ValidateSimInput
+// must be compact JSON, as PostgreSQL's jsonb output or ParseCommand
 // gives it.
 func NewCreated(source, eventID, commandID string, sim Sim) (Outcome, error) {
 	if !json.Valid(sim.SimMetadata) {
