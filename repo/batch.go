@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"simworker/domain"
 )
@@ -278,36 +279,33 @@ func insertSims(ctx context.Context, tx pgx.Tx, envs []domain.Envelope, idx []in
 // again, and then finds that outcome stored.
 var errRaced = errors.New("another worker decided a command of the batch concurrently")
 
-// insertOutcomes stores the outcomes in one statement. A row that already
-// exists means another transaction decided that command meanwhile: the insert
-// waited for it to commit, and the whole batch must be decided again.
+// insertOutcomes stores the outcomes with COPY: the events (about 1 KB each)
+// stream to the server in bounded chunks instead of one array parameter that
+// pgx grows by doubling. The batch's command ids are distinct and none was
+// stored when the batch read stored outcomes, so a unique violation on the
+// primary key means another transaction decided one of them meanwhile (the
+// check waited for it to commit): the whole batch must be decided again.
 func insertOutcomes(ctx context.Context, tx pgx.Tx, outs []domain.Outcome) error {
 	if len(outs) == 0 {
 		return nil
 	}
-	n := len(outs)
-	ids, eventIDs, types := make([]string, n), make([]string, n), make([]string, n)
-	statuses := make([]int32, n)
-	codes, simIDs := make([]*string, n), make([]*string, n)
-	events := make([][]byte, n)
-	for k, o := range outs {
-		ids[k], eventIDs[k], types[k], statuses[k], events[k] = o.CommandID, o.EventID, o.Type, int32(o.Status), o.Event
-		if o.Code != "" {
-			c := string(o.Code)
-			codes[k] = &c
-		}
-		if o.SimID != "" {
-			id := o.SimID
-			simIDs[k] = &id
-		}
-	}
-	tag, err := tx.Exec(ctx, `
-		INSERT INTO processed_commands (command_id, event_id, event_type, status, code, sim_id, event)
-		SELECT * FROM unnest($1::text[], $2::uuid[], $3::text[], $4::int[], $5::text[], $6::uuid[], $7::bytea[])
-		ON CONFLICT (command_id) DO NOTHING`,
-		ids, eventIDs, types, statuses, codes, simIDs, events)
-	if err == nil && tag.RowsAffected() != int64(n) {
-		err = errRaced
+	row := make([]any, 7)
+	_, err := tx.CopyFrom(ctx, pgx.Identifier{"processed_commands"},
+		[]string{"command_id", "event_id", "event_type", "status", "code", "sim_id", "event"},
+		pgx.CopyFromSlice(len(outs), func(k int) ([]any, error) {
+			o := &outs[k]
+			row[0], row[1], row[2], row[3], row[4], row[5], row[6] = o.CommandID, o.EventID, o.Type, int32(o.Status), nil, nil, o.Event
+			if o.Code != "" {
+				row[4] = string(o.Code)
+			}
+			if o.SimID != "" {
+				row[5] = o.SimID
+			}
+			return row, nil
+		}))
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "23505" && pgErr.ConstraintName == "processed_commands_pkey" {
+		return errRaced
 	}
 	return err
 }

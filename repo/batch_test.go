@@ -154,3 +154,90 @@ func TestBatchEqualsOneAtATime(t *testing.T) {
 		t.Fatalf("sims rows %d, created %d", rows, created)
 	}
 }
+
+// TestBatchRacesAnotherTransaction: another transaction decides one of the
+// batch's commands and takes one of its ICCIDs while the batch is being
+// decided, and commits only once the batch waits for it. The batch must then
+// return that transaction's outcome for the command (its insert conflicts and
+// the batch is decided again), reject the taken ICCID, and store everything
+// else exactly once.
+func TestBatchRacesAnotherTransaction(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool, store := prepared(t)
+	other, err := pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Rollback(ctx)
+	const otherEvent = `{"decided":"elsewhere"}`
+	if _, err := other.Exec(ctx, `
+		INSERT INTO processed_commands (command_id, event_id, event_type, status, code, event)
+		VALUES ('race-decided', '0196f9a0-0000-7000-8000-000000000001', 'sim.rejected', 403, 'unauthorized', $1)`,
+		[]byte(otherEvent)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := other.Exec(ctx, `
+		INSERT INTO sims (id, company_id, device_id, iccid, status, created_at, created_by, updated_at, updated_by)
+		VALUES ('0196f9a0-0000-7000-8000-000000000002', 'co-a', 'd-a', '8949000000000000201', 'active', now(), 'u-root', now(), 'u-root')`); err != nil {
+		t.Fatal(err)
+	}
+
+	var envs []domain.Envelope
+	for _, b := range []string{
+		`{"command_id":"race-ok","actor_id":"u-root","sim":{"device_id":"d-a","iccid":"8949000000000000200"}}`,
+		`{"command_id":"race-decided","actor_id":"u-root","sim":{"device_id":"d-a","iccid":"8949000000000000202"}}`,
+		`{"command_id":"race-iccid","actor_id":"u-root","sim":{"device_id":"d-a","iccid":"8949000000000000201"}}`,
+	} {
+		envs = append(envs, domain.ParseCommand([]byte(b)))
+	}
+	type result struct {
+		outs []domain.Outcome
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		outs, err := store.Handle(ctx, envs)
+		done <- result{outs, err}
+	}()
+	// Commit the other transaction once the batch waits for one of its locks.
+	for waiting := false; !waiting; {
+		select {
+		case r := <-done:
+			t.Fatalf("the batch finished without waiting for the other transaction: %v %v", r.outs, r.err)
+		default:
+		}
+		if err := pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_stat_activity
+			WHERE datname = current_database() AND wait_event_type = 'Lock')`).Scan(&waiting); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := other.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r := <-done
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	got := map[string]domain.Outcome{}
+	for _, o := range r.outs {
+		got[o.CommandID] = o
+	}
+	if o := got["race-ok"]; o.Type != domain.TypeCreated || o.Replayed {
+		t.Errorf("race-ok: %s replayed=%v, want a new sim.created", o.Type, o.Replayed)
+	}
+	if o := got["race-decided"]; string(o.Event) != otherEvent || !o.Replayed || o.EventID != "0196f9a0-0000-7000-8000-000000000001" {
+		t.Errorf("race-decided: event %s id %s replayed=%v, want the other transaction's outcome", o.Event, o.EventID, o.Replayed)
+	}
+	if o := got["race-iccid"]; o.Code != domain.CodeAlreadyExists {
+		t.Errorf("race-iccid: %s %s, want already_exists", o.Type, o.Code)
+	}
+	var outcomes, sims int
+	if err := pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM processed_commands WHERE command_id LIKE 'race-%'),
+		(SELECT count(*) FROM sims WHERE iccid IN ('8949000000000000200', '8949000000000000201', '8949000000000000202'))`).Scan(&outcomes, &sims); err != nil {
+		t.Fatal(err)
+	}
+	if outcomes != 3 || sims != 2 {
+		t.Fatalf("stored %d outcomes and %d SIMs, want 3 and 2", outcomes, sims)
+	}
+}
