@@ -110,6 +110,8 @@ type bench struct {
 	js        jetstream.JetStream
 	rows      []string
 	dbs       int
+	pgPID     int  // the PostgreSQL cluster this program started, 0 for DATABASE_URL
+	ownNATS   bool // the nats-server runs in this process
 }
 
 func (b *bench) logf(format string, args ...any) {
@@ -145,7 +147,7 @@ func run(ctx context.Context, o options) error {
 			return err
 		}
 		defer pg.Stop()
-		b.serverURL = pg.URL
+		b.serverURL, b.pgPID = pg.URL, pg.PID()
 	}
 	if u := os.Getenv("NATS_URL"); u != "" {
 		b.natsURL = u
@@ -155,7 +157,7 @@ func run(ctx context.Context, o options) error {
 			return err
 		}
 		defer ns.Shutdown()
-		b.natsURL = ns.URL
+		b.natsURL, b.ownNATS = ns.URL, true
 	}
 	var err error
 	if b.nc, err = nats.Connect(b.natsURL); err != nil {
@@ -193,11 +195,12 @@ func run(ctx context.Context, o options) error {
 	}
 	b.result("naive baseline", rate(naive), fmt.Sprintf("one transaction + one synchronous publish + ack per command, %d commands", min(o.naive, len(cmds))))
 
-	w, rss, err := b.throughput(ctx, cmds, 0, o.cpuProfile)
+	w, rss, cpu, err := b.throughput(ctx, cmds, 0, o.cpuProfile)
 	if err != nil {
 		return err
 	}
 	b.result("worker end to end", rate(w), fmt.Sprintf("%d commands (90%% valid), first publish to last outcome; batch %d, concurrency %d", len(cmds), o.batchSize, o.concurrency))
+	b.result("CPU per command", cpu.perCommand(len(cmds), b.pgPID != 0, b.ownNATS), "CPU time over the throughput run divided by its commands")
 	b.result("worker peak RSS", fmt.Sprintf("%.0f MB", float64(rss)/1e6), "during the throughput run")
 	b.result("worker / JetStream limit", fmt.Sprintf("%.2f", w/min(jsPub, jsCons)), "")
 	b.result("worker / PostgreSQL limit", fmt.Sprintf("%.2f", w/pgRaw), "")
@@ -212,13 +215,13 @@ func run(ctx context.Context, o options) error {
 			fmt.Sprintf("%d commands over %s, publish to outcome; achieved %.0f/s", lat.n, o.latencyFor, lat.achieved))
 	}
 	if o.growth > 0 {
-		g, _, err := b.throughput(ctx, cmds, o.growth, "")
+		g, _, _, err := b.throughput(ctx, cmds, o.growth, "")
 		if err != nil {
 			return err
 		}
 		b.result(fmt.Sprintf("worker with %d SIMs stored", o.growth), rate(g), fmt.Sprintf("%.0f%% of the empty-table run", 100*g/w))
 	}
-	deep, _, err := b.throughput(ctx, generate(min(len(cmds), 50000), 8), 0, "")
+	deep, _, _, err := b.throughput(ctx, generate(min(len(cmds), 50000), 8), 0, "")
 	if err != nil {
 		return err
 	}
@@ -580,7 +583,7 @@ func (b *bench) naive(ctx context.Context, cmds []command) (float64, error) {
 
 // worker runs `simworker run` against dbURL and returns it with a function
 // that stops it and reports its peak RSS.
-func (b *bench) worker(dbURL, cpuProfile string) (func() (int64, error), error) {
+func (b *bench) worker(dbURL, cpuProfile string) (func() (int64, error), int, error) {
 	cmd := exec.Command(b.o.workerBin, "run")
 	cmd.Env = append(os.Environ(), "NATS_URL="+b.natsURL, "DATABASE_URL="+dbURL, "SIM_LOG_LEVEL=warn", "SIM_HTTP_ADDR=127.0.0.1:0",
 		"SIM_BATCH_SIZE="+strconv.Itoa(b.o.batchSize), "SIM_CONCURRENCY="+strconv.Itoa(b.o.concurrency))
@@ -589,14 +592,14 @@ func (b *bench) worker(dbURL, cpuProfile string) (func() (int64, error), error) 
 	}
 	cmd.Stdout, cmd.Stderr = io.Discard, os.Stderr
 	if err := cmd.Start(); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	return func() (int64, error) {
 		rss := peakRSS(cmd.Process.Pid)
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		err := cmd.Wait()
 		return rss, err
-	}, nil
+	}, cmd.Process.Pid, nil
 }
 
 // peakRSS reads VmHWM (peak resident set) of a process, in bytes.
@@ -643,10 +646,10 @@ func (b *bench) waitEvents(ctx context.Context, n int, limit time.Duration) erro
 
 // throughput publishes the commands while the worker runs and measures from
 // the first publish to the last outcome. preload SIMs are stored first.
-func (b *bench) throughput(ctx context.Context, cmds []command, preload int, cpuProfile string) (float64, int64, error) {
+func (b *bench) throughput(ctx context.Context, cmds []command, preload int, cpuProfile string) (float64, int64, cpuUse, error) {
 	dbURL, pool, err := b.newDatabase(ctx)
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, cpuUse{}, err
 	}
 	defer pool.Close()
 	if preload > 0 {
@@ -655,48 +658,51 @@ func (b *bench) throughput(ctx context.Context, cmds []command, preload int, cpu
 			INSERT INTO sims (id, company_id, device_id, iccid, status, sim_metadata, created_at, created_by, updated_at, updated_by)
 			SELECT gen_random_uuid(), 'co-site-1', 'd-1', '77' || lpad(g::text, 17, '0'), 'active', '{}', now(), 'u-1', now(), 'u-1'
 			FROM generate_series(1, $1) g`, preload); err != nil {
-			return 0, 0, err
+			return 0, 0, cpuUse{}, err
 		}
 		if _, err := pool.Exec(ctx, `
 			INSERT INTO processed_commands (command_id, event_id, event_type, status, event)
 			SELECT 'pre-' || g, gen_random_uuid(), 'sim.created', 201, '\x00'::bytea FROM generate_series(1, $1) g`, preload); err != nil {
-			return 0, 0, err
+			return 0, 0, cpuUse{}, err
 		}
 		for _, table := range []string{"sims", "processed_commands"} {
 			if _, err := pool.Exec(ctx, "VACUUM ANALYZE "+table); err != nil { // one statement: VACUUM refuses a transaction
-				return 0, 0, err
+				return 0, 0, cpuUse{}, err
 			}
 		}
 	}
 	if err := b.freshStreams(ctx); err != nil {
-		return 0, 0, err
+		return 0, 0, cpuUse{}, err
 	}
-	stop, err := b.worker(dbURL, cpuProfile)
+	stop, pid, err := b.worker(dbURL, cpuProfile)
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, cpuUse{}, err
 	}
 	if err := b.waitReady(ctx); err != nil {
 		_, _ = stop()
-		return 0, 0, err
+		return 0, 0, cpuUse{}, err
 	}
 	b.logf("throughput: %d commands", len(cmds))
+	meter := cpuMeter{workerPID: pid, pgPID: b.pgPID}
+	before := meter.snapshot()
 	start := time.Now()
 	for _, c := range cmds {
 		if _, err := b.js.PublishAsync(consumer.CreateSubject, c.body, jetstream.WithMsgID(c.id)); err != nil {
 			_, _ = stop()
-			return 0, 0, err
+			return 0, 0, cpuUse{}, err
 		}
 	}
 	err = b.waitEvents(ctx, len(cmds), 30*time.Minute)
 	elapsed := time.Since(start)
+	used := meter.snapshot().sub(before)
 	rss, stopErr := stop()
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, cpuUse{}, err
 	}
 	if stopErr != nil {
-		return 0, 0, fmt.Errorf("worker exit: %w", stopErr)
+		return 0, 0, cpuUse{}, fmt.Errorf("worker exit: %w", stopErr)
 	}
-	return float64(len(cmds)) / elapsed.Seconds(), rss, nil
+	return float64(len(cmds)) / elapsed.Seconds(), rss, used, nil
 }
 
 type latencies struct {
@@ -715,7 +721,7 @@ func (b *bench) latency(ctx context.Context, perSecond int, d time.Duration) (la
 	if err := b.freshStreams(ctx); err != nil {
 		return latencies{}, err
 	}
-	stop, err := b.worker(dbURL, "")
+	stop, _, err := b.worker(dbURL, "")
 	if err != nil {
 		return latencies{}, err
 	}
@@ -800,7 +806,7 @@ func (b *bench) queuedRSS(ctx context.Context, n int) (int64, error) {
 		}
 		<-b.js.PublishAsyncComplete()
 	}
-	stop, err := b.worker(dbURL, "")
+	stop, _, err := b.worker(dbURL, "")
 	if err != nil {
 		return 0, err
 	}

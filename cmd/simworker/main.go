@@ -181,6 +181,13 @@ func runCmd(ctx context.Context, args []string) error {
 			return err
 		}
 		defer func() { pprof.StopCPUProfile(); f.Close() }()
+		// The allocations of the run go next to it, for the same tool.
+		defer func() {
+			if f, err := os.Create(path + ".allocs"); err == nil {
+				_ = pprof.Lookup("allocs").WriteTo(f, 0)
+				f.Close()
+			}
+		}()
 	}
 	pool, err := repo.Open(ctx, *dbURL)
 	if err != nil {

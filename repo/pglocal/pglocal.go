@@ -207,6 +207,14 @@ func (s *Server) start(ctx context.Context) error {
 	}
 }
 
+// PID is the postmaster's process id, 0 when the server is not running.
+func (s *Server) PID() int {
+	if s.cmd == nil || s.cmd.Process == nil {
+		return 0
+	}
+	return s.cmd.Process.Pid
+}
+
 // Stop shuts the server down (fast shutdown, then a kill after 15 s) and
 // removes a temporary data directory.
 func (s *Server) Stop() error {
