@@ -539,6 +539,10 @@ func (w *Worker) publishAndAck(ctx context.Context, items []*item, batchStart ti
 }
 
 func (w *Worker) logOutcome(it *item) {
+	ce := w.log.Check(zap.InfoLevel, "outcome published")
+	if ce == nil {
+		return
+	}
 	o := it.outcome
 	fields := append(it.logFields(), zap.String("type", o.Type), zap.String("event_id", o.EventID),
 		zap.Int("status", o.Status), zap.Bool("replayed", o.Replayed))
@@ -548,7 +552,7 @@ func (w *Worker) logOutcome(it *item) {
 	if o.SimID != "" {
 		fields = append(fields, zap.String("sim_id", o.SimID))
 	}
-	w.log.Info("outcome published", fields...)
+	ce.Write(fields...)
 }
 
 // eventMsg is the NATS message of an outcome: structured-mode CloudEvent,
