@@ -129,7 +129,14 @@ func encodeSim(b []byte, s Sim) []byte {
 
 // encodeEvent is json.Marshal(ev) for an event whose Data is compact.
 func encodeEvent(ev CloudEvent) []byte {
-	b := make([]byte, 0, 256+len(ev.Data))
+	b := appendEventHead(make([]byte, 0, 256+len(ev.Data)), ev)
+	b = append(b, ev.Data...)
+	return append(b, '}')
+}
+
+// appendEventHead appends the event up to and including `"data":`; the data
+// and the closing brace are the caller's.
+func appendEventHead(b []byte, ev CloudEvent) []byte {
 	b = append(b, `{"specversion":`...)
 	b = appendString(b, ev.SpecVersion)
 	b = append(b, `,"id":`...)
@@ -148,7 +155,5 @@ func encodeEvent(ev CloudEvent) []byte {
 	b = appendString(b, ev.DataContentType)
 	b = append(b, `,"commandid":`...)
 	b = appendString(b, ev.CommandID)
-	b = append(b, `,"data":`...)
-	b = append(b, ev.Data...)
-	return append(b, '}')
+	return append(b, `,"data":`...)
 }

@@ -44,6 +44,16 @@ func TestEncodeMatchesEncodingJSON(t *testing.T) {
 		if g, w := encodeEvent(ev), compactMarshal(t, ev); !bytes.Equal(g, w) {
 			t.Errorf("event without subject:\n got %s\nwant %s", g, w)
 		}
+		// NewCreated writes the event and its data in one buffer.
+		o, err := NewCreated("s&", "e<1>", "c\u2028", sim)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := compactMarshal(t, CloudEvent{SpecVersion: SpecVersion, ID: "e<1>", Source: "s&", Type: TypeCreated, Subject: sim.ID,
+			Time: FormatTime(sim.CreatedAt), DataContentType: ContentTypeJSON, CommandID: "c\u2028", Data: got})
+		if !bytes.Equal(o.Event, want) {
+			t.Errorf("NewCreated:\n got %s\nwant %s", o.Event, want)
+		}
 	}
 }
 

@@ -107,11 +107,12 @@ func NewCreated(source, eventID, commandID string, sim Sim) (Outcome, error) {
 	if !json.Valid(sim.SimMetadata) {
 		return Outcome{}, errors.New("sim_metadata is not valid JSON")
 	}
-	ev := encodeEvent(CloudEvent{
+	// One buffer for the event and its data, which is most of it.
+	ev := appendEventHead(make([]byte, 0, 1024+len(sim.SimMetadata)), CloudEvent{
 		SpecVersion: SpecVersion, ID: eventID, Source: source, Type: TypeCreated, Subject: sim.ID,
 		Time: FormatTime(sim.CreatedAt), DataContentType: ContentTypeJSON, CommandID: commandID,
-		Data: encodeSim(make([]byte, 0, 512+len(sim.SimMetadata)), sim),
 	})
+	ev = append(encodeSim(ev, sim), '}')
 	return Outcome{CommandID: commandID, EventID: eventID, Type: TypeCreated, Status: 201, SimID: sim.ID, Event: ev}, nil
 }
 
