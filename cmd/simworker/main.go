@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"runtime/pprof"
 	"strings"
 	"sync/atomic"
@@ -52,7 +53,18 @@ Run 'simworker COMMAND --help' for the settings of a command.
 // logOutput is where the programs log (tests capture it).
 var logOutput io.Writer = os.Stderr
 
+// defaultGCPercent is the garbage collector's target when GOGC is not set.
+// The worker's live heap is small (tens of MB) and it allocates per command,
+// so at Go's default of 100 the collector ran so often that it took about a
+// sixth of the worker's CPU; at 300 (measured with make bench) it costs
+// about 15% less CPU per command for about 20 MB more resident memory.
+// GOGC and GOMEMLIMIT in the environment still rule.
+const defaultGCPercent = 300
+
 func main() {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(defaultGCPercent)
+	}
 	if len(os.Args) < 2 {
 		fmt.Fprint(os.Stderr, usage)
 		os.Exit(2)
