@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"simworker/domain"
 )
@@ -294,12 +296,20 @@ func insertOutcomes(ctx context.Context, tx pgx.Tx, outs []domain.Outcome) error
 		[]string{"command_id", "event_id", "event_type", "status", "code", "sim_id", "event"},
 		pgx.CopyFromSlice(len(outs), func(k int) ([]any, error) {
 			o := &outs[k]
-			row[0], row[1], row[2], row[3], row[4], row[5], row[6] = o.CommandID, o.EventID, o.Type, int32(o.Status), nil, nil, o.Event
+			// UUIDs go as 16 bytes: given a string, pgx's binary COPY
+			// encoding fails first (building an error) and then parses it.
+			eventID, err := binaryUUID(o.EventID)
+			if err != nil {
+				return nil, fmt.Errorf("event id: %w", err)
+			}
+			row[0], row[1], row[2], row[3], row[4], row[5], row[6] = o.CommandID, eventID, o.Type, int32(o.Status), nil, nil, o.Event
 			if o.Code != "" {
 				row[4] = string(o.Code)
 			}
 			if o.SimID != "" {
-				row[5] = o.SimID
+				if row[5], err = binaryUUID(o.SimID); err != nil {
+					return nil, fmt.Errorf("sim id: %w", err)
+				}
 			}
 			return row, nil
 		}))
@@ -308,4 +318,9 @@ func insertOutcomes(ctx context.Context, tx pgx.Tx, outs []domain.Outcome) error
 		return errRaced
 	}
 	return err
+}
+
+func binaryUUID(s string) (pgtype.UUID, error) {
+	u, err := uuid.Parse(s)
+	return pgtype.UUID{Bytes: u, Valid: err == nil}, err
 }
