@@ -44,11 +44,14 @@ func Open(ctx context.Context, url string) (*pgxpool.Pool, error) {
 	// the whole table for every batch (a tenfold slowdown until autovacuum
 	// analysed it, a minute later). Every statement of the worker has an
 	// index to use, so sequential scans are ruled out instead of left to
-	// statistics. A plan_cache_mode or enable_seqscan in the connection
-	// string (options=-c...) wins.
+	// statistics. A query that must scan anyway (simctl status counting
+	// outcomes) then carries the disabling cost, which would make it look
+	// expensive enough to JIT-compile: short statements gain nothing from
+	// JIT, so it is off. A setting in the connection string (options=-c...)
+	// wins.
 	params := cfg.ConnConfig.RuntimeParams
 	var settings []string
-	for _, s := range []struct{ name, value string }{{"plan_cache_mode", "force_generic_plan"}, {"enable_seqscan", "off"}} {
+	for _, s := range []struct{ name, value string }{{"plan_cache_mode", "force_generic_plan"}, {"enable_seqscan", "off"}, {"jit", "off"}} {
 		if _, set := params[s.name]; !set && !strings.Contains(params["options"], s.name) {
 			settings = append(settings, "SET "+s.name+" = "+s.value)
 		}

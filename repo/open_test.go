@@ -10,7 +10,7 @@ import (
 )
 
 // TestOpenFixesPlans: connections from Open plan once (generic plans) and
-// never scan a table sequentially; a setting in the connection string wins.
+// never scan a table sequentially nor JIT-compile; a setting in the connection string wins.
 func TestOpenFixesPlans(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -21,9 +21,12 @@ func TestOpenFixesPlans(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer pool.Close()
-		var mode, seqscan string
-		if err := pool.QueryRow(ctx, "SELECT current_setting('plan_cache_mode'), current_setting('enable_seqscan')").Scan(&mode, &seqscan); err != nil {
+		var mode, seqscan, jit string
+		if err := pool.QueryRow(ctx, "SELECT current_setting('plan_cache_mode'), current_setting('enable_seqscan'), current_setting('jit')").Scan(&mode, &seqscan, &jit); err != nil {
 			t.Fatal(err)
+		}
+		if jit != "off" {
+			t.Errorf("jit %s, want off", jit)
 		}
 		return mode, seqscan
 	}
