@@ -155,14 +155,19 @@ func (b *bundle) command(id, actor string, sim map[string]any) {
 	b.publish(string(body), id)
 }
 
+// seen is a copy of the events seen so far.
+func (b *bundle) seen() []event {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]event(nil), b.events...)
+}
+
 // waitEvents waits until at least n publishes were seen and returns them all.
 func (b *bundle) waitEvents(n int) []event {
 	b.t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		b.mu.Lock()
-		got := append([]event(nil), b.events...)
-		b.mu.Unlock()
+		got := b.seen()
 		if len(got) >= n {
 			return got
 		}

@@ -437,9 +437,7 @@ func TestPostgresOutageIsNotAnOutcome(t *testing.T) {
 		b.command(fmt.Sprintf("c-out-%d", i), "u-alice", map[string]any{"device_id": "d-1", "iccid": iccid(300 + i)})
 	}
 	time.Sleep(1500 * time.Millisecond)
-	b.mu.Lock()
-	early := len(b.events)
-	b.mu.Unlock()
+	early := len(b.seen())
 	if early != 0 {
 		t.Fatalf("%d outcomes published while the database was down", early)
 	}
@@ -562,9 +560,7 @@ func TestSlowTransactionOutlastsAckWait(t *testing.T) {
 	b.drained()
 	all := b.waitEvents(1)
 	time.Sleep(300 * time.Millisecond)
-	b.mu.Lock()
-	all = append([]event(nil), b.events...)
-	b.mu.Unlock()
+	all = b.seen()
 	for _, e := range all {
 		if e.ID != all[0].ID || e.Type != domain.TypeCreated {
 			t.Fatalf("different outcomes for one command:\n%s\n%s", all[0].raw, e.raw)
@@ -592,9 +588,7 @@ func TestSchemaDriftIsAnOutage(t *testing.T) {
 	b.startWorker(consumer.Config{RetryWindow: 500 * time.Millisecond, MaxBackoff: 200 * time.Millisecond, PoisonRetries: 1})
 	b.command("c-drift", "u-alice", map[string]any{"device_id": "d-1", "iccid": iccid(21)})
 	time.Sleep(2 * time.Second)
-	b.mu.Lock()
-	early := len(b.events)
-	b.mu.Unlock()
+	early := len(b.seen())
 	if early != 0 {
 		t.Fatalf("%d outcomes while the schema was broken", early)
 	}
