@@ -75,3 +75,15 @@ func ErrorCode(err error) Code {
 // retrying can cure. Such a failure is never an outcome: the worker backs off
 // and tries again. Wrap it with fmt.Errorf("%w: ...", ErrUnavailable).
 var ErrUnavailable = errors.New("dependency unavailable")
+
+// errInternalFailure is the rejection of a command that failed unexpectedly
+// past its retries. Its message never carries the cause: that goes to the
+// logs and the dead letter, not to subscribers.
+var errInternalFailure = &Error{Code: CodeInternal, Message: "internal error: the command could not be processed"}
+
+// InternalEnvelope is the envelope that gives commandID its 500 internal
+// outcome through the ordinary decision path: deciding it stores that
+// rejection, unless an outcome is stored already, which wins as always.
+func InternalEnvelope(commandID string) Envelope {
+	return Envelope{CommandID: commandID, Command: Command{ID: commandID}, Reject: errInternalFailure}
+}
