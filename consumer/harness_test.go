@@ -12,10 +12,11 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"simworker/client"
 	"simworker/consumer"
 	"simworker/consumer/consumertest"
-	"simworker/consumer/natslocal"
 	"simworker/domain"
+	"simworker/internal/devstack"
 	"simworker/repo/repotest"
 )
 
@@ -58,7 +59,7 @@ type bundle struct {
 	t     *testing.T
 	pool  *pgxpool.Pool
 	dbURL string
-	ns    *natslocal.Server
+	ns    *devstack.NATS
 	nc    *nats.Conn
 	js    jetstream.JetStream
 	cons  jetstream.Consumer
@@ -100,12 +101,12 @@ func setup(t *testing.T) *bundle {
 	repotest.LoadFixtures(t, pool, fixtures)
 	b := &bundle{t: t, pool: pool, dbURL: dbURL}
 	b.ns, b.nc, b.js = consumertest.NATS(t, consumer.StreamConfig{AckWait: 5 * time.Second})
-	cons, err := b.js.Consumer(context.Background(), consumer.CommandsStream, consumer.DurableName)
+	cons, err := b.js.Consumer(context.Background(), client.CommandsStream, consumer.DurableName)
 	if err != nil {
 		t.Fatal(err)
 	}
 	b.cons = cons
-	_, err = b.nc.Subscribe(consumer.EventsSubject, func(m *nats.Msg) {
+	_, err = b.nc.Subscribe(client.EventsSubject, func(m *nats.Msg) {
 		var ev event
 		if err := json.Unmarshal(m.Data, &ev.CloudEvent); err != nil {
 			t.Errorf("event is not a CloudEvent: %v: %s", err, m.Data)
@@ -140,7 +141,7 @@ func (b *bundle) publish(body, msgID string) {
 	if msgID != "" {
 		opts = append(opts, jetstream.WithMsgID(msgID))
 	}
-	if _, err := b.js.Publish(context.Background(), consumer.CreateSubject, []byte(body), opts...); err != nil {
+	if _, err := b.js.Publish(context.Background(), client.CreateSubject, []byte(body), opts...); err != nil {
 		b.t.Fatalf("publish: %v", err)
 	}
 }
@@ -218,7 +219,7 @@ func (b *bundle) drained() {
 func (b *bundle) streamEvents() []event {
 	b.t.Helper()
 	var out []event
-	for _, m := range consumertest.StreamMessages(b.t, b.js, consumer.EventsStream) {
+	for _, m := range consumertest.StreamMessages(b.t, b.js, client.EventsStream) {
 		var ev event
 		if err := json.Unmarshal(m.Data, &ev.CloudEvent); err != nil {
 			b.t.Fatal(err)

@@ -11,28 +11,13 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"simworker/client"
 )
 
-// Names of the contract.
-const (
-	CommandsStream  = "SIM_COMMANDS"
-	CommandsSubject = "sim.commands.>"
-	CreateSubject   = "sim.commands.create"
-	EventsStream    = "SIM_EVENTS"
-	EventsSubject   = "sim.events.>"
-	DurableName     = "simworker"
-	// DeadLetterStream keeps the commands that failed unexpectedly past their
-	// retries (their outcome is a 500 internal), for inspection.
-	DeadLetterStream  = "SIM_DEADLETTER"
-	DeadLetterSubject = "sim.deadletter.create"
-	// Headers of a dead letter.
-	HeaderError      = "Sim-Error"
-	HeaderCommandID  = "Sim-Command-Id"
-	HeaderOrigSeq    = "Sim-Original-Seq"  // stream sequence of the original command
-	HeaderOrigTime   = "Sim-Original-Time" // RFC 3339 time the original command was stored
-	HeaderOrigStream = "Sim-Original-Stream"
-	HeaderDeliveries = "Sim-Deliveries"
-)
+// DurableName is the worker's durable consumer on SIM_COMMANDS, shared by
+// every worker.
+const DurableName = "simworker"
 
 // StreamConfig sets the durability of both streams. The zero value is
 // completed by defaults: file storage, 1 replica, a 2 minute duplicate window.
@@ -66,9 +51,9 @@ func (c StreamConfig) withDefaults() StreamConfig {
 func Setup(ctx context.Context, js jetstream.JetStream, cfg StreamConfig) (jetstream.Consumer, error) {
 	cfg = cfg.withDefaults()
 	for _, sc := range []jetstream.StreamConfig{
-		{Name: CommandsStream, Subjects: []string{CommandsSubject}, Description: "Create-SIM commands"},
-		{Name: EventsStream, Subjects: []string{EventsSubject}, Description: "SIM outcome events (CloudEvents)"},
-		{Name: DeadLetterStream, Subjects: []string{"sim.deadletter.>"}, Description: "Create-SIM commands that failed unexpectedly (outcome 500 internal)"},
+		{Name: client.CommandsStream, Subjects: []string{client.CommandsSubject}, Description: "Create-SIM commands"},
+		{Name: client.EventsStream, Subjects: []string{client.EventsSubject}, Description: "SIM outcome events (CloudEvents)"},
+		{Name: client.DeadLetterStream, Subjects: []string{client.DeadLetterSubjects}, Description: "Create-SIM commands that failed unexpectedly (outcome 500 internal)"},
 	} {
 		sc.Storage = jetstream.FileStorage
 		sc.Retention = jetstream.LimitsPolicy
@@ -78,17 +63,17 @@ func Setup(ctx context.Context, js jetstream.JetStream, cfg StreamConfig) (jetst
 			return nil, err
 		}
 	}
-	cons, err := js.Consumer(ctx, CommandsStream, DurableName)
+	cons, err := js.Consumer(ctx, client.CommandsStream, DurableName)
 	if err == nil {
 		return cons, nil
 	}
 	if !errors.Is(err, jetstream.ErrConsumerNotFound) {
 		return nil, fmt.Errorf("look up consumer %s: %w", DurableName, err)
 	}
-	cons, err = js.CreateConsumer(ctx, CommandsStream, jetstream.ConsumerConfig{
+	cons, err = js.CreateConsumer(ctx, client.CommandsStream, jetstream.ConsumerConfig{
 		Durable:       DurableName,
 		Description:   "SIM worker: Create-SIM commands",
-		FilterSubject: CreateSubject,
+		FilterSubject: client.CreateSubject,
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       cfg.AckWait,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
@@ -99,7 +84,7 @@ func Setup(ctx context.Context, js jetstream.JetStream, cfg StreamConfig) (jetst
 		Replicas:      cfg.Replicas,
 	})
 	if errors.Is(err, jetstream.ErrConsumerExists) {
-		return js.Consumer(ctx, CommandsStream, DurableName)
+		return js.Consumer(ctx, client.CommandsStream, DurableName)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("create consumer %s: %w", DurableName, err)

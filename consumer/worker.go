@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 
+	"simworker/client"
 	"simworker/domain"
 )
 
@@ -249,7 +250,7 @@ type item struct {
 	meta    *jetstream.MsgMetadata
 	env     domain.Envelope
 	outcome *domain.Outcome
-	pos     string    // "STREAM/SEQ" of the original command (a replay carries it)
+	pos     string    // event id of a rejection without command id: from the original position (a replay carries it)
 	at      time.Time // when the original command was stored
 }
 
@@ -279,7 +280,7 @@ func (w *Worker) process(ctx context.Context, batch []jetstream.Msg) {
 			// No command id, no idempotency key: the event id derives from the
 			// message's place in the stream, so a redelivery re-publishes the
 			// very same event.
-			o := domain.NewRejected(w.cfg.Source, uuid.NewSHA1(positionNamespace, []byte(it.pos)).String(), "", it.at, it.env.Reject)
+			o := domain.NewRejected(w.cfg.Source, it.pos, "", it.at, it.env.Reject)
 			it.outcome = &o
 			continue
 		}
@@ -359,21 +360,21 @@ func (w *Worker) decide(ctx context.Context, envs []domain.Envelope, its []*item
 
 // deadLetter keeps a copy of a poison command, with why, on SIM_DEADLETTER.
 func (w *Worker) deadLetter(ctx context.Context, it *item, cause string) error {
-	m := nats.NewMsg(DeadLetterSubject)
+	m := nats.NewMsg(client.DeadLetterSubject)
 	m.Data = it.msg.Data()
 	m.Header.Set(jetstream.MsgIDHeader, "deadletter:"+it.env.CommandID)
-	m.Header.Set(HeaderCommandID, it.env.CommandID)
+	m.Header.Set(client.HeaderCommandID, it.env.CommandID)
 	if len(cause) > 2000 {
 		cause = cause[:2000]
 	}
-	m.Header.Set(HeaderError, strings.ReplaceAll(cause, "\n", " "))
+	m.Header.Set(client.HeaderError, strings.ReplaceAll(cause, "\n", " "))
 	if it.meta != nil {
-		m.Header.Set(HeaderOrigStream, it.meta.Stream)
-		m.Header.Set(HeaderOrigSeq, strconv.FormatUint(it.meta.Sequence.Stream, 10))
-		m.Header.Set(HeaderOrigTime, it.meta.Timestamp.UTC().Format(time.RFC3339Nano))
-		m.Header.Set(HeaderDeliveries, strconv.FormatUint(it.meta.NumDelivered, 10))
+		m.Header.Set(client.HeaderOrigStream, it.meta.Stream)
+		m.Header.Set(client.HeaderOrigSeq, strconv.FormatUint(it.meta.Sequence.Stream, 10))
+		m.Header.Set(client.HeaderOrigTime, it.meta.Timestamp.UTC().Format(time.RFC3339Nano))
+		m.Header.Set(client.HeaderDeliveries, strconv.FormatUint(it.meta.NumDelivered, 10))
 	}
-	if _, err := w.js.PublishMsg(ctx, m, jetstream.WithExpectStream(DeadLetterStream)); err != nil {
+	if _, err := w.js.PublishMsg(ctx, m, jetstream.WithExpectStream(client.DeadLetterStream)); err != nil {
 		return fmt.Errorf("%w: nats: dead letter: %v", domain.ErrUnavailable, err)
 	}
 	w.cfg.Observer.DeadLetter()
@@ -488,7 +489,7 @@ func (w *Worker) publishAndAck(ctx context.Context, items []*item, batchStart ti
 		futures := make([]jetstream.PubAckFuture, len(pending))
 		errs := make([]error, len(pending))
 		for i, it := range pending {
-			futures[i], errs[i] = w.js.PublishMsgAsync(eventMsg(*it.outcome), jetstream.WithExpectStream(EventsStream))
+			futures[i], errs[i] = w.js.PublishMsgAsync(client.EventMsg(*it.outcome), jetstream.WithExpectStream(client.EventsStream))
 		}
 		var failed []*item
 		var lastErr error
@@ -555,33 +556,21 @@ func (w *Worker) logOutcome(it *item) {
 	ce.Write(fields...)
 }
 
-// eventMsg is the NATS message of an outcome: structured-mode CloudEvent,
-// Nats-Msg-Id = event id so JetStream drops a re-publish inside its
-// duplicate window.
-func eventMsg(o domain.Outcome) *nats.Msg {
-	m := nats.NewMsg(o.PublishSubject())
-	m.Data = o.Event
-	m.Header.Set(jetstream.MsgIDHeader, o.EventID)
-	m.Header.Set("Content-Type", "application/cloudevents+json")
-	return m
-}
-
-// positionNamespace scopes the event ids derived from stream positions.
-var positionNamespace = uuid.MustParse("6d1f4a52-8e0b-4a43-9c57-7f0d7b1f3c2e")
-
-// position is where a command was first stored: the stream and sequence and
-// time of the original message. A replayed copy (simctl replay) names its
-// original in headers, so a rejection for a body without a command id keeps
-// the very same event on every run.
+// position is where a command was first stored, as the event id of a
+// rejection without a command id, and when: the stream, sequence and time of
+// the original message. A replayed copy (simctl replay) names its original in
+// headers, so such a rejection keeps the very same event on every run.
 func position(m jetstream.Msg, meta *jetstream.MsgMetadata) (string, time.Time) {
 	h := m.Headers()
-	if stream, seq := h.Get(HeaderOrigStream), h.Get(HeaderOrigSeq); stream != "" && seq != "" {
-		if at, err := time.Parse(time.RFC3339Nano, h.Get(HeaderOrigTime)); err == nil {
-			return stream + "/" + seq, at
+	if stream := h.Get(client.HeaderOrigStream); stream != "" {
+		seq, serr := strconv.ParseUint(h.Get(client.HeaderOrigSeq), 10, 64)
+		at, terr := time.Parse(time.RFC3339Nano, h.Get(client.HeaderOrigTime))
+		if serr == nil && terr == nil {
+			return client.PositionEventID(stream, seq), at
 		}
 	}
 	if meta == nil {
-		return "unknown/" + uuid.Must(uuid.NewV7()).String(), time.Now()
+		return uuid.Must(uuid.NewV7()).String(), time.Now()
 	}
-	return meta.Stream + "/" + strconv.FormatUint(meta.Sequence.Stream, 10), meta.Timestamp
+	return client.PositionEventID(meta.Stream, meta.Sequence.Stream), meta.Timestamp
 }

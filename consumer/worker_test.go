@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"simworker/client"
 	"simworker/consumer"
 	"simworker/domain"
 	"simworker/repo"
@@ -448,7 +449,7 @@ func TestPostgresOutageIsNotAnOutcome(t *testing.T) {
 		}
 	}
 	// The outage never took the poison path.
-	dl, err := b.js.Stream(ctx, consumer.DeadLetterStream)
+	dl, err := b.js.Stream(ctx, client.DeadLetterStream)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -497,16 +498,16 @@ func TestPoisonCommand(t *testing.T) {
 	}
 	b.drained()
 
-	dl, err := b.js.Stream(ctx, consumer.DeadLetterStream)
+	dl, err := b.js.Stream(ctx, client.DeadLetterStream)
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := dl.GetLastMsgForSubject(ctx, consumer.DeadLetterSubject)
+	m, err := dl.GetLastMsgForSubject(ctx, client.DeadLetterSubject)
 	if err != nil {
 		t.Fatalf("no dead letter: %v", err)
 	}
-	if m.Header.Get(consumer.HeaderCommandID) != "c-poison" || !strings.Contains(m.Header.Get(consumer.HeaderError), "simulated bug") ||
-		m.Header.Get(consumer.HeaderOrigSeq) != "2" || !strings.Contains(string(m.Data), poison) {
+	if m.Header.Get(client.HeaderCommandID) != "c-poison" || !strings.Contains(m.Header.Get(client.HeaderError), "simulated bug") ||
+		m.Header.Get(client.HeaderOrigSeq) != "2" || !strings.Contains(string(m.Data), poison) {
 		t.Fatalf("dead letter: %v %s", m.Header, m.Data)
 	}
 

@@ -19,6 +19,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"simworker/client"
 	"simworker/consumer"
 	"simworker/domain"
 )
@@ -81,17 +82,17 @@ func checkUsers(t *testing.T, opts *server.Options, pw map[string]string) {
 	}
 }
 
-// client is a connection of one user; errs receives its asynchronous errors
+// natsUser is a connection of one user; errs receives its asynchronous errors
 // (permission violations arrive that way).
-type client struct {
+type natsUser struct {
 	nc   *nats.Conn
 	js   jetstream.JetStream
 	errs chan error
 }
 
-func dial(t *testing.T, serverURL, user, password string) *client {
+func dial(t *testing.T, serverURL, user, password string) *natsUser {
 	t.Helper()
-	c := &client{errs: make(chan error, 64)}
+	c := &natsUser{errs: make(chan error, 64)}
 	var (
 		mu   sync.Mutex
 		done bool // no logging once the test is over
@@ -130,7 +131,7 @@ func dial(t *testing.T, serverURL, user, password string) *client {
 
 // expectDenied waits for the server's permission violation of an operation
 // ("Publish" or "Subscription") on a subject starting with prefix.
-func (c *client) expectDenied(t *testing.T, op, prefix string) {
+func (c *natsUser) expectDenied(t *testing.T, op, prefix string) {
 	t.Helper()
 	want := fmt.Sprintf("Permissions Violation for %s to %q", op, prefix)
 	want = want[:len(want)-1] // drop the closing quote: the subject may go on after prefix
@@ -150,7 +151,7 @@ func (c *client) expectDenied(t *testing.T, op, prefix string) {
 
 // expectNoErrors fails on any asynchronous error received so far, such as a
 // permission a working path turned out to need.
-func (c *client) expectNoErrors(t *testing.T) {
+func (c *natsUser) expectNoErrors(t *testing.T) {
 	t.Helper()
 	// A PING round trip makes sure errors sent before it have arrived.
 	if err := c.nc.Flush(); err != nil {
@@ -274,10 +275,10 @@ func TestServerConf(t *testing.T) {
 	if err != nil {
 		t.Fatalf("worker: consumer.Setup: %v", err)
 	}
-	if ci := cons.CachedInfo(); ci.Name != consumer.DurableName || ci.Config.FilterSubject != consumer.CreateSubject {
+	if ci := cons.CachedInfo(); ci.Name != consumer.DurableName || ci.Config.FilterSubject != client.CreateSubject {
 		t.Fatalf("worker: consumer %q filter %q", ci.Name, ci.Config.FilterSubject)
 	}
-	for _, name := range []string{consumer.CommandsStream, consumer.EventsStream, consumer.DeadLetterStream} {
+	for _, name := range []string{client.CommandsStream, client.EventsStream, client.DeadLetterStream} {
 		if _, err := worker.js.Stream(ctx, name); err != nil {
 			t.Fatalf("worker: stream %s after Setup: %v", name, err)
 		}
@@ -290,30 +291,30 @@ func TestServerConf(t *testing.T) {
 	// ── worker: publishes an outcome event and a dead letter ──
 	commandID := uuid.NewString()
 	out := outcome(t, commandID)
-	f, err := consumer.PublishOutcome(worker.js, out)
+	f, err := client.PublishOutcome(worker.js, out)
 	if err != nil {
 		t.Fatalf("worker: publish event: %v", err)
 	}
-	if ack := awaitAck(t, f); ack.Stream != consumer.EventsStream || ack.Duplicate {
-		t.Fatalf("worker: event acknowledged by %q (duplicate %v), want %s", ack.Stream, ack.Duplicate, consumer.EventsStream)
+	if ack := awaitAck(t, f); ack.Stream != client.EventsStream || ack.Duplicate {
+		t.Fatalf("worker: event acknowledged by %q (duplicate %v), want %s", ack.Stream, ack.Duplicate, client.EventsStream)
 	}
-	dl := nats.NewMsg(consumer.DeadLetterSubject)
+	dl := nats.NewMsg(client.DeadLetterSubject)
 	dl.Data = []byte(`{"command_id":"dead"}`)
-	if ack, err := worker.js.PublishMsg(ctx, dl, jetstream.WithExpectStream(consumer.DeadLetterStream)); err != nil {
+	if ack, err := worker.js.PublishMsg(ctx, dl, jetstream.WithExpectStream(client.DeadLetterStream)); err != nil {
 		t.Fatalf("worker: publish dead letter: %v", err)
-	} else if ack.Stream != consumer.DeadLetterStream {
+	} else if ack.Stream != client.DeadLetterStream {
 		t.Fatalf("worker: dead letter acknowledged by %q", ack.Stream)
 	}
 
 	// ── publisher: publishes a command ──
 	publisher := dial(t, serverURL, "publisher", pw["publisher"])
 	body := []byte(`{"command_id":"` + commandID + `","type":"sim.create"}`)
-	ack, err := publisher.js.PublishMsg(ctx, consumer.CommandMsg(body, commandID), jetstream.WithExpectStream(consumer.CommandsStream))
+	ack, err := publisher.js.PublishMsg(ctx, client.CommandMsg(body, commandID), jetstream.WithExpectStream(client.CommandsStream))
 	if err != nil {
 		t.Fatalf("publisher: publish command: %v", err)
 	}
-	if ack.Stream != consumer.CommandsStream || ack.Sequence != 1 {
-		t.Fatalf("publisher: command acknowledged as %s/%d, want %s/1", ack.Stream, ack.Sequence, consumer.CommandsStream)
+	if ack.Stream != client.CommandsStream || ack.Sequence != 1 {
+		t.Fatalf("publisher: command acknowledged as %s/%d, want %s/1", ack.Stream, ack.Sequence, client.CommandsStream)
 	}
 
 	// ── worker: pulls the command through its durable and acks it ──
@@ -357,14 +358,14 @@ func TestServerConf(t *testing.T) {
 		t.Fatalf("operator: consumer.Setup: %v", err)
 	}
 	// simctl replay: stream info, then an ordered consumer fetched in a loop.
-	cs, err := operator.js.Stream(ctx, consumer.CommandsStream)
+	cs, err := operator.js.Stream(ctx, client.CommandsStream)
 	if err != nil {
-		t.Fatalf("operator: stream %s: %v", consumer.CommandsStream, err)
+		t.Fatalf("operator: stream %s: %v", client.CommandsStream, err)
 	}
 	if info, err := cs.Info(ctx); err != nil || info.State.LastSeq != 1 {
 		t.Fatalf("operator: stream info: %v (%+v)", err, info)
 	}
-	oc, err := operator.js.OrderedConsumer(ctx, consumer.CommandsStream, jetstream.OrderedConsumerConfig{FilterSubjects: []string{consumer.CreateSubject}})
+	oc, err := operator.js.OrderedConsumer(ctx, client.CommandsStream, jetstream.OrderedConsumerConfig{FilterSubjects: []string{client.CreateSubject}})
 	if err != nil {
 		t.Fatalf("operator: ordered consumer: %v", err)
 	}
@@ -391,16 +392,16 @@ func TestServerConf(t *testing.T) {
 	// worker's durable and the current ordered consumer remain.
 	var names []string
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		if names = consumerNames(t, srv, consumer.CommandsStream); len(names) == 2 || time.Now().After(deadline) {
+		if names = consumerNames(t, srv, client.CommandsStream); len(names) == 2 || time.Now().After(deadline) {
 			break
 		}
 	}
 	if len(names) != 2 || !slices.Contains(names, consumer.DurableName) {
-		t.Fatalf("operator: consumers of %s after replay: %v, want simworker and one ordered consumer", consumer.CommandsStream, names)
+		t.Fatalf("operator: consumers of %s after replay: %v, want simworker and one ordered consumer", client.CommandsStream, names)
 	}
 	// simctl --wait: WatchOutcomes reads SIM_EVENTS with an ordered consumer.
-	seen := make(chan consumer.Event, 8)
-	stop, err := consumer.WatchOutcomes(ctx, operator.js, time.Now(), func(e consumer.Event) { seen <- e })
+	seen := make(chan client.Event, 8)
+	stop, err := client.WatchOutcomes(ctx, operator.js, time.Now(), func(e client.Event) { seen <- e })
 	if err != nil {
 		t.Fatalf("operator: WatchOutcomes: %v", err)
 	}
@@ -414,20 +415,20 @@ func TestServerConf(t *testing.T) {
 	}
 	stop()
 	// simctl events republish: same event id, de-duplicated by JetStream.
-	f, err = consumer.PublishOutcome(operator.js, out)
+	f, err = client.PublishOutcome(operator.js, out)
 	if err != nil {
 		t.Fatalf("operator: republish: %v", err)
 	}
-	if ack := awaitAck(t, f); ack.Stream != consumer.EventsStream || !ack.Duplicate {
-		t.Fatalf("operator: republish acknowledged by %q (duplicate %v), want a duplicate in %s", ack.Stream, ack.Duplicate, consumer.EventsStream)
+	if ack := awaitAck(t, f); ack.Stream != client.EventsStream || !ack.Duplicate {
+		t.Fatalf("operator: republish acknowledged by %q (duplicate %v), want a duplicate in %s", ack.Stream, ack.Duplicate, client.EventsStream)
 	}
-	for role, c := range map[string]*client{"worker": worker, "publisher": publisher, "operator": operator} {
+	for role, c := range map[string]*natsUser{"worker": worker, "publisher": publisher, "operator": operator} {
 		t.Run("no errors/"+role, c.expectNoErrors)
 	}
 
 	// ── what each user must not do ──
 	t.Run("refused", func(t *testing.T) {
-		denied := func(t *testing.T, c *client, op, prefix string, err error) {
+		denied := func(t *testing.T, c *natsUser, op, prefix string, err error) {
 			t.Helper()
 			if err == nil {
 				t.Errorf("%s %s succeeded", op, prefix)
@@ -455,10 +456,10 @@ func TestServerConf(t *testing.T) {
 			}
 		})
 		for _, tc := range []struct{ user, subject string }{
-			{"worker", consumer.CreateSubject},
+			{"worker", client.CreateSubject},
 			{"publisher", domain.SubjectCreated},
-			{"publisher", consumer.DeadLetterSubject},
-			{"operator", consumer.DeadLetterSubject},
+			{"publisher", client.DeadLetterSubject},
+			{"operator", client.DeadLetterSubject},
 		} {
 			t.Run(tc.user+" publish "+tc.subject, func(t *testing.T) {
 				t.Parallel()
@@ -472,27 +473,27 @@ func TestServerConf(t *testing.T) {
 		t.Run("publisher subscribe commands", func(t *testing.T) {
 			t.Parallel()
 			c := dial(t, serverURL, "publisher", pw["publisher"])
-			sub, err := c.nc.SubscribeSync(consumer.CommandsSubject)
+			sub, err := c.nc.SubscribeSync(client.CommandsSubject)
 			if err == nil {
 				_, err = sub.NextMsg(5 * time.Second)
 				if !errors.Is(err, nats.ErrPermissionViolation) {
 					t.Errorf("next message: %v, want a permissions violation", err)
 				}
 			}
-			c.expectDenied(t, "Subscription", consumer.CommandsSubject)
+			c.expectDenied(t, "Subscription", client.CommandsSubject)
 		})
 		t.Run("publisher read commands through JetStream", func(t *testing.T) {
 			t.Parallel()
 			c := dial(t, serverURL, "publisher", pw["publisher"])
-			_, err := c.js.CreateConsumer(timeout(t, 2*time.Second), consumer.CommandsStream,
-				jetstream.ConsumerConfig{AckPolicy: jetstream.AckNonePolicy, FilterSubject: consumer.CreateSubject})
-			denied(t, c, "Publish", "$JS.API.CONSUMER.CREATE."+consumer.CommandsStream+".", err)
+			_, err := c.js.CreateConsumer(timeout(t, 2*time.Second), client.CommandsStream,
+				jetstream.ConsumerConfig{AckPolicy: jetstream.AckNonePolicy, FilterSubject: client.CreateSubject})
+			denied(t, c, "Publish", "$JS.API.CONSUMER.CREATE."+client.CommandsStream+".", err)
 		})
 		t.Run("publisher stream info", func(t *testing.T) {
 			t.Parallel()
 			c := dial(t, serverURL, "publisher", pw["publisher"])
-			_, err := c.js.Stream(timeout(t, 2*time.Second), consumer.CommandsStream)
-			denied(t, c, "Publish", "$JS.API.STREAM.INFO."+consumer.CommandsStream, err)
+			_, err := c.js.Stream(timeout(t, 2*time.Second), client.CommandsStream)
+			denied(t, c, "Publish", "$JS.API.STREAM.INFO."+client.CommandsStream, err)
 		})
 		t.Run("operator create stream", func(t *testing.T) {
 			t.Parallel()
@@ -503,13 +504,13 @@ func TestServerConf(t *testing.T) {
 		t.Run("operator touch the worker's durable", func(t *testing.T) {
 			t.Parallel()
 			c := dial(t, serverURL, "operator", pw["operator"])
-			err := c.js.DeleteConsumer(timeout(t, 2*time.Second), consumer.CommandsStream, consumer.DurableName)
-			denied(t, c, "Publish", "$JS.API.CONSUMER.DELETE."+consumer.CommandsStream+"."+consumer.DurableName, err)
-			_, err = c.js.CreateOrUpdateConsumer(timeout(t, 2*time.Second), consumer.CommandsStream,
-				jetstream.ConsumerConfig{Durable: consumer.DurableName, FilterSubject: consumer.CreateSubject, AckPolicy: jetstream.AckExplicitPolicy, MaxDeliver: 1})
-			denied(t, c, "Publish", "$JS.API.CONSUMER.CREATE."+consumer.CommandsStream+"."+consumer.DurableName, err)
+			err := c.js.DeleteConsumer(timeout(t, 2*time.Second), client.CommandsStream, consumer.DurableName)
+			denied(t, c, "Publish", "$JS.API.CONSUMER.DELETE."+client.CommandsStream+"."+consumer.DurableName, err)
+			_, err = c.js.CreateOrUpdateConsumer(timeout(t, 2*time.Second), client.CommandsStream,
+				jetstream.ConsumerConfig{Durable: consumer.DurableName, FilterSubject: client.CreateSubject, AckPolicy: jetstream.AckExplicitPolicy, MaxDeliver: 1})
+			denied(t, c, "Publish", "$JS.API.CONSUMER.CREATE."+client.CommandsStream+"."+consumer.DurableName, err)
 			// Looking the durable up is allowed (consumer.Setup); pulling from it is not.
-			wc, err := c.js.Consumer(timeout(t, 5*time.Second), consumer.CommandsStream, consumer.DurableName)
+			wc, err := c.js.Consumer(timeout(t, 5*time.Second), client.CommandsStream, consumer.DurableName)
 			if err != nil {
 				t.Fatalf("look up %s: %v", consumer.DurableName, err)
 			}
@@ -519,12 +520,12 @@ func TestServerConf(t *testing.T) {
 					t.Error("operator pulled a message from the worker's durable")
 				}
 			}
-			c.expectDenied(t, "Publish", "$JS.API.CONSUMER.MSG.NEXT."+consumer.CommandsStream+"."+consumer.DurableName)
+			c.expectDenied(t, "Publish", "$JS.API.CONSUMER.MSG.NEXT."+client.CommandsStream+"."+consumer.DurableName)
 		})
 	})
 
 	// Nothing refused reached a stream, and the worker's durable is intact.
-	for stream, want := range map[string]uint64{consumer.CommandsStream: 1, consumer.EventsStream: 1, consumer.DeadLetterStream: 1} {
+	for stream, want := range map[string]uint64{client.CommandsStream: 1, client.EventsStream: 1, client.DeadLetterStream: 1} {
 		s, err := operator.js.Stream(ctx, stream)
 		if err != nil {
 			t.Fatalf("operator: stream %s: %v", stream, err)

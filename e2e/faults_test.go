@@ -15,10 +15,11 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"simworker/client"
 	"simworker/consumer"
 	"simworker/consumer/consumertest"
-	"simworker/consumer/natslocal"
 	"simworker/domain"
+	"simworker/internal/devstack"
 	"simworker/repo"
 	"simworker/repo/repotest"
 )
@@ -44,7 +45,7 @@ type world struct {
 	name    string
 	dbURL   string
 	pool    *pgxpool.Pool
-	nodes   []*natslocal.Server
+	nodes   []*consumertest.Node
 	natsURL string
 	nc      *nats.Conn
 	js      jetstream.JetStream
@@ -66,12 +67,12 @@ func newWorld(t *testing.T, name string, clustered bool) *world {
 	}
 	replicas := 1
 	if clustered {
-		w.nodes, err = natslocal.StartCluster(3, t.TempDir())
+		w.nodes, err = consumertest.StartCluster(3, t.TempDir())
 		replicas = 3
 	} else {
-		var s *natslocal.Server
-		s, err = natslocal.Start(natslocal.Options{StoreDir: t.TempDir()})
-		w.nodes = []*natslocal.Server{s}
+		var s *consumertest.Node
+		s, err = consumertest.StartNode(devstack.NATSOptions{StoreDir: t.TempDir()})
+		w.nodes = []*consumertest.Node{s}
 	}
 	if err != nil {
 		t.Fatal(err)
@@ -79,7 +80,7 @@ func newWorld(t *testing.T, name string, clustered bool) *world {
 	for _, s := range w.nodes {
 		t.Cleanup(s.Shutdown)
 	}
-	w.natsURL = natslocal.ClusterURL(w.nodes)
+	w.natsURL = consumertest.ClusterURL(w.nodes)
 	w.nc, err = natsConnect(w.natsURL)
 	if err != nil {
 		t.Fatal(err)
@@ -126,7 +127,7 @@ func (w *world) publish(b *batch) {
 		}
 		futures := make([]jetstream.PubAckFuture, len(pending))
 		for i, m := range pending {
-			futures[i], _ = w.js.PublishMsgAsync(consumer.CommandMsg(m.body, m.msgID))
+			futures[i], _ = w.js.PublishMsgAsync(client.CommandMsg(m.body, m.msgID))
 		}
 		var failed []message
 		for i, f := range futures {
@@ -161,7 +162,7 @@ func (w *world) strike() {
 func (w *world) eventCount() int {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	s, err := w.js.Stream(ctx, consumer.EventsStream)
+	s, err := w.js.Stream(ctx, client.EventsStream)
 	if err != nil {
 		return -1
 	}
@@ -181,7 +182,7 @@ func (w *world) drained(limit time.Duration) bool {
 	deadline := time.Now().Add(limit)
 	for time.Now().Before(deadline) {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		c, err := w.js.Consumer(ctx, consumer.CommandsStream, consumer.DurableName)
+		c, err := w.js.Consumer(ctx, client.CommandsStream, consumer.DurableName)
 		if err == nil {
 			info := c.CachedInfo()
 			if info.NumPending == 0 && info.NumAckPending == 0 {
@@ -209,7 +210,7 @@ func (w *world) outcomes() (map[string]*result, map[string]bool) {
 	w.t.Helper()
 	byCmd := map[string]*result{}
 	noID := map[string]bool{}
-	for _, m := range consumertest.StreamMessages(w.t, w.js, consumer.EventsStream) {
+	for _, m := range consumertest.StreamMessages(w.t, w.js, client.EventsStream) {
 		var ev struct {
 			domain.CloudEvent
 			Data struct {
@@ -317,7 +318,7 @@ func (w *world) check(b *batch, ref map[string]*result) tableRow {
 	}
 	// The batch holds no poison: a dead letter means a fault was mistaken
 	// for a bad command.
-	if dl, err := w.js.Stream(context.Background(), consumer.DeadLetterStream); err != nil || dl.CachedInfo().State.Msgs != 0 {
+	if dl, err := w.js.Stream(context.Background(), client.DeadLetterStream); err != nil || dl.CachedInfo().State.Msgs != 0 {
 		row.violations++
 		w.t.Errorf("%s: dead letters from faults (or no dead-letter stream: %v)", w.name, err)
 	}
@@ -377,9 +378,10 @@ func TestFaultSuite(t *testing.T) {
 		{name: "postgres_crash", workers: 2, fault: func(w *world, b *batch) {
 			started(w, 4)
 			w.strike()
-			pg.Crash() // immediate shutdown: no checkpoint, crash recovery at start
+			repotest.Crash(w.t, pg) // immediate shutdown: no checkpoint, crash recovery at start
 			time.Sleep(2 * time.Second)
-			if err := pg.Restart(context.Background()); err != nil {
+			var err error
+			if pg, err = repotest.Restart(context.Background(), pg, devstack.PostgresOptions{}); err != nil {
 				w.t.Fatalf("restart PostgreSQL: %v", err)
 			}
 		}},
@@ -404,7 +406,7 @@ func TestFaultSuite(t *testing.T) {
 			started(w, 4)
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
-			s, err := w.js.Stream(ctx, consumer.CommandsStream)
+			s, err := w.js.Stream(ctx, client.CommandsStream)
 			if err != nil {
 				w.t.Fatal(err)
 			}

@@ -21,14 +21,14 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"simworker/internal/devstack"
 	"simworker/repo"
-	"simworker/repo/pglocal"
 )
 
 // The tests here share one PostgreSQL cluster that the fault suite crashes
 // and restarts: none of them may call t.Parallel.
 var (
-	pg      *pglocal.Server // the suite's own cluster: scenarios crash and restart it
+	pg      *devstack.Postgres // the suite's own cluster: scenarios crash and restart it
 	binPath string
 )
 
@@ -48,12 +48,12 @@ func TestMain(m *testing.M) {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
 		// fsync stays on: the crash scenario is a real crash.
-		pg, err = pglocal.Start(ctx, pglocal.Options{})
+		pg, err = devstack.StartPostgres(ctx, devstack.PostgresOptions{DataDir: filepath.Join(dir, "pg")})
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "start PostgreSQL:", err)
 			return 1
 		}
-		defer pg.Stop()
+		defer func() { _ = pg.Stop() }() // the server running at the end: a scenario may have restarted it
 		return m.Run()
 	}())
 }

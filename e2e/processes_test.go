@@ -11,9 +11,10 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"simworker/client"
 	"simworker/consumer"
-	"simworker/consumer/natslocal"
 	"simworker/deploy"
+	"simworker/internal/devstack"
 	"simworker/repo"
 )
 
@@ -31,7 +32,7 @@ func TestTwoProcessesExactlyOneOutcomeEach(t *testing.T) {
 	if _, err := repo.LoadFixtures(ctx, pool, f); err != nil {
 		t.Fatal(err)
 	}
-	ns, err := natslocal.Start(natslocal.Options{})
+	ns, err := devstack.StartNATS(devstack.NATSOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,7 +49,7 @@ func TestTwoProcessesExactlyOneOutcomeEach(t *testing.T) {
 	// Both workers pull before anything is published.
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		c, err := w.js.Consumer(ctx, consumer.CommandsStream, consumer.DurableName)
+		c, err := w.js.Consumer(ctx, client.CommandsStream, consumer.DurableName)
 		if err == nil && c.CachedInfo().NumWaiting >= 2 {
 			break
 		}
@@ -65,7 +66,7 @@ func TestTwoProcessesExactlyOneOutcomeEach(t *testing.T) {
 		}
 		body, _ := json.Marshal(map[string]any{"command_id": fmt.Sprintf("p-%d", i), "actor_id": actor,
 			"sim": map[string]any{"device_id": "d-1", "iccid": fmt.Sprintf("89440000%011d", i/2)}})
-		if _, err := w.js.PublishAsync(consumer.CreateSubject, body, jetstream.WithMsgID(fmt.Sprintf("p-%d", i))); err != nil {
+		if _, err := w.js.PublishAsync(client.CreateSubject, body, jetstream.WithMsgID(fmt.Sprintf("p-%d", i))); err != nil {
 			t.Fatal(err)
 		}
 	}

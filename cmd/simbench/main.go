@@ -35,11 +35,11 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"simworker/client"
 	"simworker/consumer"
-	"simworker/consumer/natslocal"
 	"simworker/domain"
+	"simworker/internal/devstack"
 	"simworker/repo"
-	"simworker/repo/pglocal"
 )
 
 type options struct {
@@ -142,7 +142,7 @@ func run(ctx context.Context, o options) error {
 		b.serverURL = u
 	} else {
 		b.logf("starting PostgreSQL (defaults: fsync on, synchronous_commit on)")
-		pg, err := pglocal.Start(ctx, pglocal.Options{})
+		pg, err := devstack.StartPostgres(ctx, devstack.PostgresOptions{})
 		if err != nil {
 			return err
 		}
@@ -152,7 +152,7 @@ func run(ctx context.Context, o options) error {
 	if u := os.Getenv("NATS_URL"); u != "" {
 		b.natsURL = u
 	} else {
-		ns, err := natslocal.Start(natslocal.Options{})
+		ns, err := devstack.StartNATS(devstack.NATSOptions{})
 		if err != nil {
 			return err
 		}
@@ -439,7 +439,7 @@ func (b *bench) checkpoint(ctx context.Context) {
 
 // freshStreams deletes and recreates the worker's streams and consumer.
 func (b *bench) freshStreams(ctx context.Context) error {
-	for _, s := range []string{consumer.CommandsStream, consumer.EventsStream, consumer.DeadLetterStream} {
+	for _, s := range []string{client.CommandsStream, client.EventsStream, client.DeadLetterStream} {
 		_ = b.js.DeleteStream(ctx, s)
 	}
 	_, err := consumer.Setup(ctx, b.js, consumer.StreamConfig{})
@@ -569,12 +569,12 @@ func (b *bench) naive(ctx context.Context, cmds []command) (float64, error) {
 	}
 	store := repo.NewStore(pool, "")
 	for _, c := range cmds {
-		if _, err := b.js.PublishAsync(consumer.CreateSubject, c.body, jetstream.WithMsgID(c.id)); err != nil {
+		if _, err := b.js.PublishAsync(client.CreateSubject, c.body, jetstream.WithMsgID(c.id)); err != nil {
 			return 0, err
 		}
 	}
 	<-b.js.PublishAsyncComplete()
-	cons, err := b.js.Consumer(ctx, consumer.CommandsStream, consumer.DurableName)
+	cons, err := b.js.Consumer(ctx, client.CommandsStream, consumer.DurableName)
 	if err != nil {
 		return 0, err
 	}
@@ -647,7 +647,7 @@ func peakRSS(pid int) int64 {
 func (b *bench) waitReady(ctx context.Context) error {
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
-		c, err := b.js.Consumer(ctx, consumer.CommandsStream, consumer.DurableName)
+		c, err := b.js.Consumer(ctx, client.CommandsStream, consumer.DurableName)
 		if err == nil && c.CachedInfo().NumWaiting > 0 {
 			return nil
 		}
@@ -660,7 +660,7 @@ func (b *bench) waitReady(ctx context.Context) error {
 func (b *bench) waitEvents(ctx context.Context, n int, limit time.Duration) error {
 	deadline := time.Now().Add(limit)
 	for time.Now().Before(deadline) {
-		s, err := b.js.Stream(ctx, consumer.EventsStream)
+		s, err := b.js.Stream(ctx, client.EventsStream)
 		if err == nil && int(s.CachedInfo().State.Msgs) >= n {
 			return nil
 		}
@@ -713,7 +713,7 @@ func (b *bench) throughput(ctx context.Context, cmds []command, preload int, cpu
 	before := meter.snapshot()
 	start := time.Now()
 	for _, c := range cmds {
-		if _, err := b.js.PublishAsync(consumer.CreateSubject, c.body, jetstream.WithMsgID(c.id)); err != nil {
+		if _, err := b.js.PublishAsync(client.CreateSubject, c.body, jetstream.WithMsgID(c.id)); err != nil {
 			_, _ = stop()
 			return 0, 0, cpuUse{}, err
 		}
@@ -766,7 +766,7 @@ func (b *bench) latency(ctx context.Context, perSecond int, d time.Duration) (la
 	var mu sync.Mutex
 	lat := make([]time.Duration, 0, n)
 	done := make(chan struct{})
-	sub, err := b.nc.Subscribe(consumer.EventsSubject, func(m *nats.Msg) {
+	sub, err := b.nc.Subscribe(client.EventsSubject, func(m *nats.Msg) {
 		var ev struct {
 			CommandID string `json:"commandid"`
 		}
@@ -799,7 +799,7 @@ func (b *bench) latency(ctx context.Context, perSecond int, d time.Duration) (la
 		mu.Lock()
 		sent[c.id] = time.Now()
 		mu.Unlock()
-		if _, err := b.js.PublishAsync(consumer.CreateSubject, c.body, jetstream.WithMsgID(c.id)); err != nil {
+		if _, err := b.js.PublishAsync(client.CreateSubject, c.body, jetstream.WithMsgID(c.id)); err != nil {
 			return latencies{}, err
 		}
 	}
@@ -827,7 +827,7 @@ func (b *bench) queuedRSS(ctx context.Context, n int) (int64, error) {
 	b.logf("queueing %d commands", n)
 	for lo := 0; lo < n; lo += 100000 {
 		for _, c := range generateRange(lo, min(lo+100000, n)) {
-			if _, err := b.js.PublishAsync(consumer.CreateSubject, c.body, jetstream.WithMsgID(c.id)); err != nil {
+			if _, err := b.js.PublishAsync(client.CreateSubject, c.body, jetstream.WithMsgID(c.id)); err != nil {
 				return 0, err
 			}
 		}

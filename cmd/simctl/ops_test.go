@@ -18,10 +18,11 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"simworker/client"
 	"simworker/consumer"
 	"simworker/consumer/consumertest"
-	"simworker/consumer/natslocal"
 	"simworker/deploy"
+	"simworker/internal/devstack"
 	"simworker/repo/repotest"
 )
 
@@ -29,7 +30,7 @@ type world struct {
 	t     *testing.T
 	pool  *pgxpool.Pool
 	dbURL string
-	ns    *natslocal.Server
+	ns    *devstack.NATS
 	js    jetstream.JetStream
 	nc    *nats.Conn
 
@@ -180,10 +181,10 @@ func TestReplayRedeliversWithSameOutcomes(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A body without a command id, straight onto the stream.
-	if _, err := w.js.Publish(context.Background(), consumer.CreateSubject, []byte("garbage")); err != nil {
+	if _, err := w.js.Publish(context.Background(), client.CreateSubject, []byte("garbage")); err != nil {
 		t.Fatal(err)
 	}
-	garbageEvent := consumer.PositionEventID(consumer.CommandsStream, 4)
+	garbageEvent := client.PositionEventID(client.CommandsStream, 4)
 	deadline := time.Now().Add(10 * time.Second)
 	for w.publishCount() < 4 && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
@@ -217,7 +218,7 @@ func TestReplayRedeliversWithSameOutcomes(t *testing.T) {
 		t.Fatalf("replay re-delivered %d of 4 commands", got)
 	}
 	ctx := context.Background()
-	ev, _ := w.js.Stream(ctx, consumer.EventsStream)
+	ev, _ := w.js.Stream(ctx, client.EventsStream)
 	info, _ := ev.Info(ctx)
 	if info.State.Msgs != 4 {
 		t.Fatalf("SIM_EVENTS holds %d events, want 4", info.State.Msgs)
@@ -243,7 +244,7 @@ func TestEventsRepublish(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	ev, _ := w.js.Stream(ctx, consumer.EventsStream)
+	ev, _ := w.js.Stream(ctx, client.EventsStream)
 	// The events stream loses its data.
 	if err := ev.Purge(ctx); err != nil {
 		t.Fatal(err)

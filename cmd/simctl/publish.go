@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"simworker/client"
 	"simworker/cmd/internal/cli"
 	"simworker/consumer"
 	"simworker/domain"
@@ -89,7 +90,7 @@ func (w *waitSettings) run(ctx context.Context, js jetstream.JetStream, stdout, 
 	}
 	// Watching starts once every row is known; it reads SIM_EVENTS from a
 	// duplicate window before the first publish, so nothing is missed.
-	stop, err := consumer.WatchOutcomes(ctx, js, started, t.observe)
+	stop, err := client.WatchOutcomes(ctx, js, started, t.observe)
 	if err != nil {
 		return err
 	}
@@ -161,7 +162,7 @@ func publishCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 				continue
 			}
 			t.add(r, "")
-			pub.publish(ctx, r, consumer.CommandMsg(append([]byte(nil), body...), env.CommandID))
+			pub.publish(ctx, r, client.CommandMsg(append([]byte(nil), body...), env.CommandID))
 		}
 		if err := sc.Err(); err != nil {
 			return fmt.Errorf("read line %d: %w", line+1, err)

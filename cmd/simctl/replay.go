@@ -11,8 +11,8 @@ import (
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"simworker/client"
 	"simworker/cmd/internal/cli"
-	"simworker/consumer"
 	"simworker/domain"
 )
 
@@ -55,9 +55,9 @@ func replayCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	defer nc.Close()
-	stream, err := js.Stream(ctx, consumer.CommandsStream)
+	stream, err := js.Stream(ctx, client.CommandsStream)
 	if err != nil {
-		return fmt.Errorf("stream %s: %w", consumer.CommandsStream, err)
+		return fmt.Errorf("stream %s: %w", client.CommandsStream, err)
 	}
 	info, err := stream.Info(ctx)
 	if err != nil {
@@ -70,13 +70,13 @@ func replayCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if *from != 0 && *from > last {
 		return fmt.Errorf("--from-seq %d is past the last sequence %d", *from, last)
 	}
-	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{consumer.CreateSubject}}
+	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{client.CreateSubject}}
 	if *from != 0 {
 		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, *from
 	} else {
 		cfg.DeliverPolicy, cfg.OptStartTime = jetstream.DeliverByStartTimePolicy, &startTime
 	}
-	oc, err := js.OrderedConsumer(ctx, consumer.CommandsStream, cfg)
+	oc, err := js.OrderedConsumer(ctx, client.CommandsStream, cfg)
 	if err != nil {
 		return err
 	}
@@ -105,11 +105,11 @@ func replayCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 					t.add(r, "")
 					continue
 				}
-				t.add(r, consumer.PositionEventID(meta.Stream, seq))
-				msg := consumer.CommandMsg(m.Data(), "replay:"+*runID+":"+strconv.FormatUint(seq, 10))
-				msg.Header.Set(consumer.HeaderOrigStream, meta.Stream)
-				msg.Header.Set(consumer.HeaderOrigSeq, strconv.FormatUint(seq, 10))
-				msg.Header.Set(consumer.HeaderOrigTime, meta.Timestamp.UTC().Format(time.RFC3339Nano))
+				t.add(r, client.PositionEventID(meta.Stream, seq))
+				msg := client.CommandMsg(m.Data(), "replay:"+*runID+":"+strconv.FormatUint(seq, 10))
+				msg.Header.Set(client.HeaderOrigStream, meta.Stream)
+				msg.Header.Set(client.HeaderOrigSeq, strconv.FormatUint(seq, 10))
+				msg.Header.Set(client.HeaderOrigTime, meta.Timestamp.UTC().Format(time.RFC3339Nano))
 				pub.publish(ctx, r, msg)
 				if seq == last {
 					return nil

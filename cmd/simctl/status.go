@@ -6,6 +6,7 @@ import (
 	"io"
 	"text/tabwriter"
 
+	"simworker/client"
 	"simworker/cmd/internal/cli"
 	"simworker/consumer"
 	"simworker/repo"
@@ -28,7 +29,7 @@ func statusCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	defer nc.Close()
 	w := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "STREAM\tMESSAGES\tBYTES\tFIRST SEQ\tLAST SEQ\tREPLICAS")
-	for _, name := range []string{consumer.CommandsStream, consumer.EventsStream, consumer.DeadLetterStream} {
+	for _, name := range []string{client.CommandsStream, client.EventsStream, client.DeadLetterStream} {
 		st, err := js.Stream(ctx, name)
 		if err != nil {
 			fmt.Fprintf(w, "%s\t(missing: %v)\t\t\t\t\n", name, err)
@@ -39,7 +40,7 @@ func statusCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "CONSUMER\tPENDING\tACK PENDING\tREDELIVERED\tWAITING PULLS\tACK FLOOR")
-	if c, err := js.Consumer(ctx, consumer.CommandsStream, consumer.DurableName); err != nil {
+	if c, err := js.Consumer(ctx, client.CommandsStream, consumer.DurableName); err != nil {
 		fmt.Fprintf(w, "%s\t(missing: %v)\t\t\t\t\n", consumer.DurableName, err)
 	} else {
 		i := c.CachedInfo()

@@ -10,8 +10,8 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"simworker/client"
 	"simworker/cmd/internal/cli"
-	"simworker/consumer"
 	"simworker/domain"
 )
 
@@ -36,7 +36,7 @@ func tailCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	default:
 		return usageError(fmt.Sprintf("--type %q: use created or rejected", *typ))
 	}
-	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{consumer.EventsSubject}, DeliverPolicy: jetstream.DeliverNewPolicy}
+	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{client.EventsSubject}, DeliverPolicy: jetstream.DeliverNewPolicy}
 	switch {
 	case *all:
 		cfg.DeliverPolicy = jetstream.DeliverAllPolicy
@@ -55,9 +55,9 @@ func tailCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	defer nc.Close()
-	oc, err := js.OrderedConsumer(ctx, consumer.EventsStream, cfg)
+	oc, err := js.OrderedConsumer(ctx, client.EventsStream, cfg)
 	if err != nil {
-		return fmt.Errorf("follow %s: %w", consumer.EventsStream, err)
+		return fmt.Errorf("follow %s: %w", client.EventsStream, err)
 	}
 	seen := 0
 	for ctx.Err() == nil {
@@ -69,11 +69,10 @@ func tailCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			return err
 		}
 		for m := range msgs.Messages() {
-			var ev consumer.Event
-			if json.Unmarshal(m.Data(), &ev.CloudEvent) != nil {
+			ev, err := client.ParseEvent(m.Data())
+			if err != nil {
 				continue
 			}
-			ev.Raw = m.Data()
 			if *command != "" && ev.CommandID != *command {
 				continue
 			}
@@ -92,7 +91,7 @@ func tailCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 }
 
 // eventLine is an event in one readable line.
-func eventLine(ev consumer.Event) string {
+func eventLine(ev client.Event) string {
 	id := ev.CommandID
 	if id == "" {
 		id = "(no command id)"

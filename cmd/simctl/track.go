@@ -18,7 +18,7 @@ import (
 	"github.com/schollz/progressbar/v3"
 	"golang.org/x/term"
 
-	"simworker/consumer"
+	"simworker/client"
 	"simworker/domain"
 )
 
@@ -87,7 +87,7 @@ func (t *tracker) fail(r *row, why string, force bool) {
 	r.Outcome, r.Reason = outPublishFailed, why
 }
 
-func (t *tracker) observe(ev consumer.Event) {
+func (t *tracker) observe(ev client.Event) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	rows := t.byCmd[ev.CommandID]
@@ -306,14 +306,14 @@ func newPublisher(js jetstream.JetStream, t *tracker, maxInflight int, prog *pro
 
 func (p *publisher) publish(ctx context.Context, r *row, msg *nats.Msg) {
 	p.send(ctx, r, false, func() (jetstream.PubAckFuture, error) {
-		return p.js.PublishMsgAsync(msg, jetstream.WithExpectStream(consumer.CommandsStream))
+		return p.js.PublishMsgAsync(msg, jetstream.WithExpectStream(client.CommandsStream))
 	})
 }
 
 // publishOutcome re-emits a stored outcome; a refusal turns its row into
 // publish_failed.
 func (p *publisher) publishOutcome(ctx context.Context, r *row, o domain.Outcome) {
-	p.send(ctx, r, true, func() (jetstream.PubAckFuture, error) { return consumer.PublishOutcome(p.js, o) })
+	p.send(ctx, r, true, func() (jetstream.PubAckFuture, error) { return client.PublishOutcome(p.js, o) })
 }
 
 // send publishes with at most maxInflight awaiting their acknowledgement and

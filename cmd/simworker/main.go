@@ -32,10 +32,9 @@ import (
 	"simworker/cmd/internal/cli"
 	"simworker/cmd/internal/ops"
 	"simworker/consumer"
-	"simworker/consumer/natslocal"
 	"simworker/deploy"
+	"simworker/internal/devstack"
 	"simworker/repo"
-	"simworker/repo/pglocal"
 )
 
 const usage = `simworker: turns Create-SIM commands from NATS JetStream into sim.created / sim.rejected events.
@@ -323,7 +322,7 @@ func devCmd(ctx context.Context, args []string) error {
 		}
 		ports[name] = p
 	}
-	nopts := natslocal.Options{Port: ports["SIM_DEV_NATS_PORT"]}
+	nopts := devstack.NATSOptions{Port: ports["SIM_DEV_NATS_PORT"]}
 	if *syncInterval == "always" {
 		nopts.SyncAlways = true
 	} else if nopts.SyncInterval, err = cli.Duration("SIM_DEV_NATS_SYNC_INTERVAL", *syncInterval); err != nil {
@@ -340,7 +339,7 @@ func devCmd(ctx context.Context, args []string) error {
 		return err
 	}
 	log.Info("starting private PostgreSQL", zap.String("data_dir", filepath.Join(dir, "pg")))
-	pg, err := pglocal.Start(ctx, pglocal.Options{DataDir: filepath.Join(dir, "pg"), Port: ports["SIM_DEV_PG_PORT"], Log: io.Discard})
+	pg, err := devstack.StartPostgres(ctx, devstack.PostgresOptions{DataDir: filepath.Join(dir, "pg"), Port: ports["SIM_DEV_PG_PORT"], Log: io.Discard})
 	if err != nil {
 		return err
 	}
@@ -351,7 +350,7 @@ func devCmd(ctx context.Context, args []string) error {
 	}
 
 	nopts.StoreDir = filepath.Join(dir, "nats")
-	ns, err := natslocal.Start(nopts)
+	ns, err := devstack.StartNATS(nopts)
 	if err != nil {
 		return err
 	}

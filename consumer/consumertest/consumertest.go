@@ -17,15 +17,15 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"simworker/consumer"
-	"simworker/consumer/natslocal"
+	"simworker/internal/devstack"
 	"simworker/repo"
 )
 
 // NATS starts a JetStream server of the test's own, sets up the worker's
 // streams and consumer with sc, and connects to it; all closed in cleanup.
-func NATS(t testing.TB, sc consumer.StreamConfig) (*natslocal.Server, *nats.Conn, jetstream.JetStream) {
+func NATS(t testing.TB, sc consumer.StreamConfig) (*devstack.NATS, *nats.Conn, jetstream.JetStream) {
 	t.Helper()
-	ns, err := natslocal.Start(natslocal.Options{})
+	ns, err := devstack.StartNATS(devstack.NATSOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,19 +11,20 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"simworker/internal/devstack"
 	"simworker/repo"
-	"simworker/repo/pglocal"
 )
 
 var (
 	once    sync.Once
-	server  *pglocal.Server
+	server  *devstack.Postgres
 	baseURL string
 	baseErr error
 )
@@ -48,7 +49,7 @@ func ServerURL(t testing.TB) string {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
-		server, baseErr = pglocal.Start(ctx, pglocal.Options{Fast: true})
+		server, baseErr = devstack.StartPostgres(ctx, devstack.PostgresOptions{Fast: true})
 		if baseErr == nil {
 			baseURL = server.URL
 		}
@@ -147,4 +148,21 @@ func RefuseConnections(t testing.TB, serverURL, dbURL string) (restore func()) {
 	exec(`ALTER DATABASE ` + db + ` WITH ALLOW_CONNECTIONS false`)
 	exec(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1`, strings.TrimPrefix(u.Path, "/"))
 	return func() { exec(`ALTER DATABASE ` + db + ` WITH ALLOW_CONNECTIONS true`) }
+}
+
+// Crash stops the server with an immediate shutdown (SIGQUIT): no
+// checkpoint, crash recovery on the next start.
+func Crash(t testing.TB, pg *devstack.Postgres) {
+	t.Helper()
+	if err := syscall.Kill(pg.PID(), syscall.SIGQUIT); err != nil {
+		t.Fatalf("crash PostgreSQL: %v", err)
+	}
+	<-pg.Exited()
+}
+
+// Restart starts a stopped or crashed server again on its port and data,
+// and returns the new server.
+func Restart(ctx context.Context, pg *devstack.Postgres, opts devstack.PostgresOptions) (*devstack.Postgres, error) {
+	opts.DataDir, opts.Port = pg.DataDir, pg.Port
+	return devstack.StartPostgres(ctx, opts)
 }

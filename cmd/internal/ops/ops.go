@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/zap"
 
+	"simworker/client"
 	"simworker/consumer"
 	"simworker/domain"
 )
@@ -91,7 +92,7 @@ func (c *consumerCollector) Describe(ch chan<- *prometheus.Desc) {
 func (c *consumerCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	cons, err := c.js.Consumer(ctx, consumer.CommandsStream, consumer.DurableName)
+	cons, err := c.js.Consumer(ctx, client.CommandsStream, consumer.DurableName)
 	if err != nil {
 		return // NATS down: the gauges are absent rather than wrong
 	}

@@ -19,12 +19,13 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
+	"simworker/client"
 	"simworker/cmd/internal/ops"
 	"simworker/consumer"
 	"simworker/consumer/consumertest"
 	"simworker/deploy"
+	"simworker/internal/devstack"
 	"simworker/repo"
-	"simworker/repo/pglocal"
 	"simworker/repo/repotest"
 )
 
@@ -141,7 +142,7 @@ func TestMetricsCountABatch(t *testing.T) {
 	}
 	bodies = append(bodies, `{"command_id":"bad","actor_id":"u-alice","sim":{"device_id":"d-1","iccid":"1"}}`, `not json`)
 	for _, b := range bodies {
-		if _, err := e.js.Publish(ctx, consumer.CreateSubject, []byte(b)); err != nil {
+		if _, err := e.js.Publish(ctx, client.CreateSubject, []byte(b)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -209,7 +210,7 @@ func TestReadyzFollowsPostgres(t *testing.T) {
 		t.Fatalf("healthz %d while PostgreSQL is down", code)
 	}
 	// A command sent now makes the worker back off, and the metric says so.
-	if _, err := e.js.Publish(ctx, consumer.CreateSubject, []byte(`{"command_id":"during","actor_id":"u-alice","sim":{"device_id":"d-1","iccid":"8944000000000000999"}}`)); err != nil {
+	if _, err := e.js.Publish(ctx, client.CreateSubject, []byte(`{"command_id":"during","actor_id":"u-alice","sim":{"device_id":"d-1","iccid":"8944000000000000999"}}`)); err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(10 * time.Second)
@@ -230,7 +231,7 @@ func TestReadyzFollowsPostgres(t *testing.T) {
 func TestReadyzFollowsPostgresServer(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	pg, err := pglocal.Start(ctx, pglocal.Options{Fast: true})
+	pg, err := devstack.StartPostgres(ctx, devstack.PostgresOptions{DataDir: t.TempDir(), Fast: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -245,14 +246,14 @@ func TestReadyzFollowsPostgresServer(t *testing.T) {
 	}
 	e := startOn(t, pool, pg.URL)
 	e.waitStatus(t, "/readyz", 200, 30*time.Second)
-	pg.Crash() // immediate shutdown
+	repotest.Crash(t, pg) // immediate shutdown
 	down := time.Now()
 	body := e.waitStatus(t, "/readyz", 503, 10*time.Second)
 	t.Logf("not ready %s after PostgreSQL stopped: %s", time.Since(down).Round(time.Millisecond), strings.TrimSpace(body))
 	if code, _ := e.get(t, "/healthz"); code != 200 {
 		t.Fatalf("healthz %d while PostgreSQL is down", code)
 	}
-	if err := pg.Restart(ctx); err != nil {
+	if pg, err = repotest.Restart(ctx, pg, devstack.PostgresOptions{Fast: true}); err != nil {
 		t.Fatal(err)
 	}
 	back := time.Now()

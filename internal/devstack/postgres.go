@@ -1,15 +1,10 @@
-// Package pglocal starts a private PostgreSQL cluster from the machine's
-// server binaries, for `simworker dev` and the test suite. It never touches a
-// cluster it did not create and listens only on 127.0.0.1, on a free port
-// unless one is given.
-package pglocal
+package devstack
 
 import (
 	"context"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"os/user"
@@ -24,8 +19,8 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// Options configure a cluster.
-type Options struct {
+// PostgresOptions configure a cluster.
+type PostgresOptions struct {
 	// DataDir holds the cluster; an existing cluster there is reused. Empty
 	// means a new temporary directory, removed by Stop.
 	DataDir string
@@ -38,15 +33,15 @@ type Options struct {
 	Log io.Writer
 }
 
-// Server is a running private cluster.
-type Server struct {
+// Postgres is a running private cluster.
+type Postgres struct {
 	URL     string // postgres://postgres@127.0.0.1:PORT/postgres?sslmode=disable
 	Port    int
 	DataDir string
 	bin     string
 	cred    *syscall.Credential
 	temp    bool
-	opts    Options
+	opts    PostgresOptions
 	cmd     *exec.Cmd
 	done    chan struct{}
 }
@@ -88,25 +83,17 @@ func versionOf(binDir string) int {
 	return v
 }
 
-// FreePort asks the kernel for a free TCP port on 127.0.0.1.
-func FreePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-// Start creates the cluster when needed and starts it, returning once it
-// accepts connections. PostgreSQL refuses to run as root, so as root the
-// cluster runs as the "postgres" user (or "nobody" when there is none).
-func Start(ctx context.Context, opts Options) (*Server, error) {
+// StartPostgres creates the cluster when needed and starts it, returning
+// once it accepts connections. An existing cluster in opts.DataDir is reused
+// (a stopped or crashed server starts again on its data). PostgreSQL refuses
+// to run as root, so as root the cluster runs as the "postgres" user (or
+// "nobody" when there is none).
+func StartPostgres(ctx context.Context, opts PostgresOptions) (*Postgres, error) {
 	bin, err := BinDir()
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{bin: bin, opts: opts}
+	s := &Postgres{bin: bin, opts: opts}
 	if os.Geteuid() == 0 {
 		if s.cred, err = unprivileged(); err != nil {
 			return nil, err
@@ -152,7 +139,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	}
 }
 
-func (s *Server) start(ctx context.Context) error {
+func (s *Postgres) start(ctx context.Context) error {
 	s.Port = s.opts.Port
 	if s.Port == 0 {
 		p, err := FreePort()
@@ -207,8 +194,11 @@ func (s *Server) start(ctx context.Context) error {
 	}
 }
 
+// Exited is closed when the server process has ended.
+func (s *Postgres) Exited() <-chan struct{} { return s.done }
+
 // PID is the postmaster's process id, 0 when the server is not running.
-func (s *Server) PID() int {
+func (s *Postgres) PID() int {
 	if s.cmd == nil || s.cmd.Process == nil {
 		return 0
 	}
@@ -217,7 +207,7 @@ func (s *Server) PID() int {
 
 // Stop shuts the server down (fast shutdown, then a kill after 15 s) and
 // removes a temporary data directory.
-func (s *Server) Stop() error {
+func (s *Postgres) Stop() error {
 	if s.cmd != nil && s.cmd.Process != nil {
 		_ = s.cmd.Process.Signal(syscall.SIGINT)
 		select {
@@ -230,35 +220,20 @@ func (s *Server) Stop() error {
 	return nil
 }
 
-// Crash stops the server with an immediate shutdown (SIGQUIT): no checkpoint,
-// crash recovery on the next start. For fault tests.
-func (s *Server) Crash() {
-	if s.cmd != nil && s.cmd.Process != nil {
-		_ = s.cmd.Process.Signal(syscall.SIGQUIT)
-		<-s.done
-	}
-}
-
-// Restart starts a stopped or crashed server again on the same port.
-func (s *Server) Restart(ctx context.Context) error {
-	s.opts.Port = s.Port
-	return s.start(ctx)
-}
-
-func (s *Server) kill() {
+func (s *Postgres) kill() {
 	if s.cmd != nil && s.cmd.Process != nil {
 		_ = s.cmd.Process.Kill()
 		<-s.done
 	}
 }
 
-func (s *Server) cleanup() {
+func (s *Postgres) cleanup() {
 	if s.temp {
 		_ = os.RemoveAll(s.DataDir)
 	}
 }
 
-func (s *Server) command(name string, args ...string) *exec.Cmd {
+func (s *Postgres) command(name string, args ...string) *exec.Cmd {
 	cmd := exec.Command(filepath.Join(s.bin, name), args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: s.cred}
 	cmd.Env = append(os.Environ(), "LC_ALL=C")
@@ -268,7 +243,7 @@ func (s *Server) command(name string, args ...string) *exec.Cmd {
 
 // chown hands the data directory to the unprivileged user and makes sure that
 // user can reach it.
-func (s *Server) chown() error {
+func (s *Postgres) chown() error {
 	if s.cred == nil {
 		return nil
 	}
