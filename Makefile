@@ -31,24 +31,30 @@ chaos: postgres
 	  $(GO) test -count=1 -v -timeout 60m -run TestFaultSuite ./e2e/
 	@cat bin/fault-table.txt
 
-test-short:
-	$(GO) test -count=1 ./...
+## test-short: the quick tests only (-short skips the fault suite and the multi-process runs)
+test-short: postgres
+	$(GO) test -short -count=1 ./...
 
 ## bench: simbench, the worker beside the limits of this machine, in one run (BENCH_ARGS=-quick: under a minute)
 bench: postgres build
 	./bin/simbench -worker bin/simworker -out bin/bench-table.md $(BENCH_ARGS)
 
-## bench-go: the Go micro-benchmarks (decode+validate, deciding batches against PostgreSQL)
+## bench-go: the Go micro-benchmarks: decode+validate and event encoding beside encoding/json,
+## deciding batches against PostgreSQL
 bench-go: postgres
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
-## fuzz: fuzz decode + validate for a minute
+## fuzz: every fuzz target of the module, FUZZTIME each (default 60s)
 fuzz:
-	$(GO) test -run '^$$' -fuzz FuzzParseCommand -fuzztime 60s ./domain/
+	./scripts/fuzz.sh
 
+STATICCHECK_VERSION := v0.8.2
+
+## lint: gofmt, go vet and staticcheck (fetched by go run at a fixed version)
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')

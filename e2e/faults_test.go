@@ -344,6 +344,7 @@ type scenario struct {
 }
 
 func TestFaultSuite(t *testing.T) {
+	skipShort(t)
 	n := envInt("SIM_FAULT_COMMANDS", 1500)
 	rounds := envInt("SIM_FAULT_ROUNDS", 4)
 	b := mixedBatch(n)

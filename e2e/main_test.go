@@ -8,6 +8,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"flag"
 	"fmt"
 	"net/url"
 	"os"
@@ -33,6 +34,10 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	flag.Parse()
+	if testing.Short() { // every test here runs real processes for a minute or more
+		os.Exit(m.Run())
+	}
 	os.Exit(func() int {
 		dir, err := os.MkdirTemp("", "simworker-e2e-")
 		if err != nil {
@@ -158,4 +163,13 @@ func (p *proc) output() string {
 		b = append([]byte("..."), b[len(b)-4000:]...)
 	}
 	return string(bytes.TrimSpace(b))
+}
+
+// skipShort skips a whole-system test under -short (make test-short); make
+// test runs it.
+func skipShort(t *testing.T) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("runs real worker processes for a minute or more: make test runs it")
+	}
 }

@@ -23,6 +23,7 @@ import (
 // checks every command has exactly one outcome, ICCIDs are stored once, both
 // processes did work, and SIGTERM makes both exit 0.
 func TestTwoProcessesExactlyOneOutcomeEach(t *testing.T) {
+	skipShort(t)
 	ctx := context.Background()
 	dbURL, pool := newDatabase(t, "two_processes")
 	f, err := repo.ParseFixtures(deploy.DemoFixtures)
