@@ -4,44 +4,29 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+
+	"simworker/domain"
+	"simworker/internal/testfactory"
+	"simworker/repo"
 )
 
-// fixtures for the fault suite: a tree of companies, devices across it, a
+// faultFixtures for the fault suite: a tree of companies, devices across it, a
 // user with a grant on the root, one without grants, MNO integrations on two
 // trees.
-func faultFixtures() string {
-	type company struct {
-		ID       string  `json:"id"`
-		Name     string  `json:"name"`
-		ParentID *string `json:"parent_id"`
-	}
-	root := "co-root"
-	companies := []company{{ID: root, Name: "Root"}, {ID: "co-other", Name: "Other"}}
+func faultFixtures() *repo.Fixtures {
+	f := (&repo.Fixtures{}).Company("co-root", "").Company("co-other", "")
 	for i := 0; i < 10; i++ {
 		child := fmt.Sprintf("co-%d", i)
-		companies = append(companies, company{ID: child, Name: child, ParentID: &root})
+		f.Company(child, "co-root")
 		for j := 0; j < 3; j++ {
-			p := child
-			companies = append(companies, company{ID: fmt.Sprintf("co-%d-%d", i, j), Name: "leaf", ParentID: &p})
+			f.Company(fmt.Sprintf("co-%d-%d", i, j), child)
 		}
 	}
-	var devices []map[string]string
 	for i := 0; i < 50; i++ {
-		devices = append(devices, map[string]string{"id": fmt.Sprintf("d-%d", i),
-			"company_id": fmt.Sprintf("co-%d-%d", i%10, i%3), "name": "device"})
+		f.Device(fmt.Sprintf("d-%d", i), fmt.Sprintf("co-%d-%d", i%10, i%3))
 	}
-	doc := map[string]any{
-		"companies": companies,
-		"users":     []map[string]string{{"id": "u-alice", "name": "Alice"}, {"id": "u-bob", "name": "Bob"}},
-		"grants":    []map[string]string{{"user_id": "u-alice", "company_id": root, "permission": "sims:create"}},
-		"devices":   devices,
-		"mno_integrations": []map[string]string{
-			{"id": "m-root", "company_id": root, "name": "Root CMP"},
-			{"id": "m-other", "company_id": "co-other", "name": "Other CMP"},
-		},
-	}
-	b, _ := json.Marshal(doc)
-	return string(b)
+	return f.User("u-alice").User("u-bob").Grant("u-alice", "co-root", domain.PermissionCreateSIM).
+		MNOIntegration("m-root", "co-root").MNOIntegration("m-other", "co-other")
 }
 
 // message is one command message of a batch.
@@ -69,32 +54,29 @@ func mixedBatch(n int) *batch {
 	b := &batch{clash: map[string][]string{}}
 	iccidOf := map[string]string{}
 	ids := map[string]bool{}
-	add := func(cmdID, msgID string, body any) {
-		raw, _ := json.Marshal(body)
-		b.msgs = append(b.msgs, message{body: raw, msgID: msgID, cmdID: cmdID})
-		if !ids[cmdID] {
-			ids[cmdID] = true
+	add := func(c testfactory.Command) {
+		b.msgs = append(b.msgs, message{body: c.Body(), msgID: c.ID, cmdID: c.ID})
+		if !ids[c.ID] {
+			ids[c.ID] = true
 			b.commands++
 		}
 	}
 	for i := 0; i < n; i++ {
 		id := fmt.Sprintf("f-%06d", i)
 		iccid := fmt.Sprintf("8988%015d", i)
-		sim := map[string]any{"device_id": fmt.Sprintf("d-%d", i%50), "iccid": iccid}
-		actor := "u-alice"
+		c := testfactory.Command{ID: id, Sim: testfactory.Sim{DeviceID: fmt.Sprintf("d-%d", i%50), ICCID: iccid}}
 		switch i % 20 {
 		case 13:
-			sim["iccid"] = "12345"
-			sim["msisdn"] = strings.Repeat("9", 21)
+			c.Sim.ICCID, c.Sim.MSISDN = "12345", testfactory.Ptr(strings.Repeat("9", 21))
 		case 14:
-			actor = "u-bob"
+			c.Actor = "u-bob"
 		case 15:
-			sim["device_id"] = "d-missing"
+			c.Sim.DeviceID = "d-missing"
 		case 16:
-			sim["mno_integration_id"] = "m-other"
+			c.Sim.MNOIntegrationID = testfactory.Ptr("m-other")
 		case 17: // the ICCID of an earlier valid command (i%20 == 10)
 			prev := fmt.Sprintf("f-%06d", i-7)
-			sim["iccid"] = iccidOf[prev]
+			c.Sim.ICCID = iccidOf[prev]
 			b.clash[iccidOf[prev]] = []string{prev, id}
 		case 18: // the previous command again, outside the duplicate window
 			prev := b.msgs[len(b.msgs)-1]
@@ -106,11 +88,11 @@ func mixedBatch(n int) *batch {
 				b.garbage++
 				continue
 			}
-			sim["mno_integration_id"] = "m-root"
-			sim["sim_metadata"] = json.RawMessage(`{"batch":12345678901234567890,"ratio":0.1}`)
+			c.Sim.MNOIntegrationID = testfactory.Ptr("m-root")
+			c.Sim.Metadata = json.RawMessage(`{"batch":12345678901234567890,"ratio":0.1}`)
 		}
 		iccidOf[id] = iccid
-		add(id, id, map[string]any{"command_id": id, "actor_id": actor, "sim": sim})
+		add(c)
 	}
 	return b
 }

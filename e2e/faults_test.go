@@ -20,7 +20,6 @@ import (
 	"simworker/consumer/consumertest"
 	"simworker/domain"
 	"simworker/internal/devstack"
-	"simworker/repo"
 	"simworker/repo/repotest"
 )
 
@@ -58,14 +57,9 @@ func newWorld(t *testing.T, name string, clustered bool) *world {
 	t.Helper()
 	w := &world{t: t, name: name, faultAt: -1}
 	w.dbURL, w.pool = newDatabase(t, name)
-	f, err := repo.ParseFixtures([]byte(faultFixtures()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := repo.LoadFixtures(context.Background(), w.pool, f); err != nil {
-		t.Fatal(err)
-	}
+	repotest.Load(t, w.pool, faultFixtures())
 	replicas := 1
+	var err error
 	if clustered {
 		w.nodes, err = consumertest.StartCluster(3, t.TempDir())
 		replicas = 3

@@ -14,32 +14,83 @@ import (
 )
 
 // Fixtures is the reference data file: companies, users, grants, devices and
-// MNO integrations, owned by other platform services.
+// MNO integrations, owned by other platform services. Besides decoding a file
+// (ParseFixtures), the builder methods make one in code: generated
+// benchmark data and test worlds.
 type Fixtures struct {
-	Companies []struct {
-		ID       string  `json:"id"`
-		Name     string  `json:"name"`
-		ParentID *string `json:"parent_id"`
-	} `json:"companies"`
-	Users []struct {
-		ID   string `json:"id"`
-		Name string `json:"name"`
-	} `json:"users"`
-	Grants []struct {
-		UserID     string `json:"user_id"`
-		CompanyID  string `json:"company_id"`
-		Permission string `json:"permission"`
-	} `json:"grants"`
-	Devices []struct {
-		ID        string `json:"id"`
-		CompanyID string `json:"company_id"`
-		Name      string `json:"name"`
-	} `json:"devices"`
-	MNOIntegrations []struct {
-		ID        string `json:"id"`
-		CompanyID string `json:"company_id"`
-		Name      string `json:"name"`
-	} `json:"mno_integrations"`
+	Companies       []Company        `json:"companies"`
+	Users           []User           `json:"users"`
+	Grants          []Grant          `json:"grants"`
+	Devices         []Device         `json:"devices"`
+	MNOIntegrations []MNOIntegration `json:"mno_integrations"`
+}
+
+// Company is a node of the company tree; ParentID nil for a root.
+type Company struct {
+	ID       string  `json:"id"`
+	Name     string  `json:"name"`
+	ParentID *string `json:"parent_id"`
+}
+
+// User is a platform user.
+type User struct {
+	ID   string `json:"id"`
+	Name string `json:"name"`
+}
+
+// Grant gives a user a permission on a company and its descendants.
+type Grant struct {
+	UserID     string `json:"user_id"`
+	CompanyID  string `json:"company_id"`
+	Permission string `json:"permission"`
+}
+
+// Device belongs to a company; a SIM inherits it.
+type Device struct {
+	ID        string `json:"id"`
+	CompanyID string `json:"company_id"`
+	Name      string `json:"name"`
+}
+
+// MNOIntegration is a carrier CMP integration owned by a company.
+type MNOIntegration struct {
+	ID        string `json:"id"`
+	CompanyID string `json:"company_id"`
+	Name      string `json:"name"`
+}
+
+// Company adds a company named after its id; parent "" makes it a root.
+func (f *Fixtures) Company(id, parent string) *Fixtures {
+	c := Company{ID: id, Name: id}
+	if parent != "" {
+		c.ParentID = &parent
+	}
+	f.Companies = append(f.Companies, c)
+	return f
+}
+
+// User adds a user named after its id.
+func (f *Fixtures) User(id string) *Fixtures {
+	f.Users = append(f.Users, User{ID: id, Name: id})
+	return f
+}
+
+// Grant adds a grant of permission on company to user.
+func (f *Fixtures) Grant(user, company, permission string) *Fixtures {
+	f.Grants = append(f.Grants, Grant{UserID: user, CompanyID: company, Permission: permission})
+	return f
+}
+
+// Device adds a device of company, named after its id.
+func (f *Fixtures) Device(id, company string) *Fixtures {
+	f.Devices = append(f.Devices, Device{ID: id, CompanyID: company, Name: id})
+	return f
+}
+
+// MNOIntegration adds an MNO integration of company, named after its id.
+func (f *Fixtures) MNOIntegration(id, company string) *Fixtures {
+	f.MNOIntegrations = append(f.MNOIntegrations, MNOIntegration{ID: id, CompanyID: company, Name: id})
+	return f
 }
 
 // FixtureCounts says how many rows of each kind a load inserted or changed.

@@ -166,3 +166,12 @@ func Restart(ctx context.Context, pg *devstack.Postgres, opts devstack.PostgresO
 	opts.DataDir, opts.Port = pg.DataDir, pg.Port
 	return devstack.StartPostgres(ctx, opts)
 }
+
+// Load loads reference data built in code (see repo.Fixtures' builder and
+// testfactory.World).
+func Load(t testing.TB, pool *pgxpool.Pool, f *repo.Fixtures) {
+	t.Helper()
+	if _, err := repo.LoadFixtures(context.Background(), pool, f); err != nil {
+		t.Fatalf("load fixtures: %v", err)
+	}
+}
