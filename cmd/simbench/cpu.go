@@ -112,3 +112,19 @@ func (u cpuUse) perCommand(n int, pg, nats bool) string {
 	}
 	return strings.Join(parts, ", ")
 }
+
+// peakRSS reads VmHWM (peak resident set) of a process, in bytes.
+func peakRSS(pid int) int64 {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if strings.HasPrefix(line, "VmHWM:") {
+			f := strings.Fields(line)
+			kb, _ := strconv.ParseInt(f[1], 10, 64)
+			return kb * 1024
+		}
+	}
+	return 0
+}

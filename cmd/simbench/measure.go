@@ -1,0 +1,189 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"simworker/client"
+)
+
+// throughput publishes the commands while the worker runs and measures from
+// the first publish to the last outcome. preload SIMs are stored first.
+func (b *bench) throughput(ctx context.Context, cmds []command, preload int, cpuProfile string) (float64, int64, cpuUse, error) {
+	dbURL, pool, err := b.newDatabase(ctx)
+	if err != nil {
+		return 0, 0, cpuUse{}, err
+	}
+	defer pool.Close()
+	if preload > 0 {
+		b.logf("storing %d SIMs first", preload)
+		if _, err := pool.Exec(ctx, `
+			INSERT INTO sims (id, company_id, device_id, iccid, status, sim_metadata, created_at, created_by, updated_at, updated_by)
+			SELECT gen_random_uuid(), 'co-site-1', 'd-1', '77' || lpad(g::text, 17, '0'), 'active', '{}', now(), 'u-1', now(), 'u-1'
+			FROM generate_series(1, $1) g`, preload); err != nil {
+			return 0, 0, cpuUse{}, err
+		}
+		if _, err := pool.Exec(ctx, `
+			INSERT INTO processed_commands (command_id, event_id, event_type, status, event)
+			SELECT 'pre-' || g, gen_random_uuid(), 'sim.created', 201, '\x00'::bytea FROM generate_series(1, $1) g`, preload); err != nil {
+			return 0, 0, cpuUse{}, err
+		}
+		for _, table := range []string{"sims", "processed_commands"} {
+			if _, err := pool.Exec(ctx, "VACUUM ANALYZE "+table); err != nil { // one statement: VACUUM refuses a transaction
+				return 0, 0, cpuUse{}, err
+			}
+		}
+	}
+	if err := b.freshStreams(ctx); err != nil {
+		return 0, 0, cpuUse{}, err
+	}
+	b.checkpoint(ctx)
+	stop, pid, err := b.worker(dbURL, cpuProfile)
+	if err != nil {
+		return 0, 0, cpuUse{}, err
+	}
+	if err := b.waitReady(ctx); err != nil {
+		_, _ = stop()
+		return 0, 0, cpuUse{}, err
+	}
+	b.logf("throughput: %d commands", len(cmds))
+	meter := cpuMeter{workerPID: pid, pgPID: b.pgPID}
+	before := meter.snapshot()
+	start := time.Now()
+	for _, c := range cmds {
+		if _, err := b.js.PublishAsync(client.CreateSubject, c.body, jetstream.WithMsgID(c.id)); err != nil {
+			_, _ = stop()
+			return 0, 0, cpuUse{}, err
+		}
+	}
+	err = b.waitEvents(ctx, len(cmds), 30*time.Minute)
+	elapsed := time.Since(start)
+	used := meter.snapshot().sub(before)
+	rss, stopErr := stop()
+	if err != nil {
+		return 0, 0, cpuUse{}, err
+	}
+	if stopErr != nil {
+		return 0, 0, cpuUse{}, fmt.Errorf("worker exit: %w", stopErr)
+	}
+	return float64(len(cmds)) / elapsed.Seconds(), rss, used, nil
+}
+
+type latencies struct {
+	n             int
+	p50, p99, max time.Duration
+	achieved      float64
+}
+
+// latency offers commands at a fixed rate and measures publish to outcome.
+func (b *bench) latency(ctx context.Context, perSecond int, d time.Duration) (latencies, error) {
+	dbURL, pool, err := b.newDatabase(ctx)
+	if err != nil {
+		return latencies{}, err
+	}
+	defer pool.Close()
+	if err := b.freshStreams(ctx); err != nil {
+		return latencies{}, err
+	}
+	b.checkpoint(ctx)
+	stop, _, err := b.worker(dbURL, "")
+	if err != nil {
+		return latencies{}, err
+	}
+	defer stop()
+	if err := b.waitReady(ctx); err != nil {
+		return latencies{}, err
+	}
+	n := int(float64(perSecond) * d.Seconds())
+	cmds := generate(n, 0)
+	for i := range cmds {
+		cmds[i].id = fmt.Sprintf("lat%d-%s", perSecond, cmds[i].id)
+		cmds[i].body = []byte(strings.Replace(string(cmds[i].body), `"command_id":"b-`, fmt.Sprintf(`"command_id":"lat%d-b-`, perSecond), 1))
+	}
+	sent := make(map[string]time.Time, n)
+	var mu sync.Mutex
+	lat := make([]time.Duration, 0, n)
+	done := make(chan struct{})
+	sub, err := b.nc.Subscribe(client.EventsSubject, func(m *nats.Msg) {
+		var ev struct {
+			CommandID string `json:"commandid"`
+		}
+		_ = json.Unmarshal(m.Data, &ev)
+		now := time.Now()
+		mu.Lock()
+		defer mu.Unlock()
+		if t, ok := sent[ev.CommandID]; ok {
+			lat = append(lat, now.Sub(t))
+			delete(sent, ev.CommandID)
+			if len(lat) == n {
+				close(done)
+			}
+		}
+	})
+	if err != nil {
+		return latencies{}, err
+	}
+	defer sub.Unsubscribe()
+	_ = sub.SetPendingLimits(-1, -1)
+	b.logf("latency at %d/s for %s", perSecond, d)
+	// Publish in small bursts every millisecond-ish to hold the rate.
+	interval := time.Second / time.Duration(perSecond)
+	start := time.Now()
+	for i, c := range cmds {
+		due := start.Add(time.Duration(i) * interval)
+		if wait := time.Until(due); wait > 0 {
+			time.Sleep(wait)
+		}
+		mu.Lock()
+		sent[c.id] = time.Now()
+		mu.Unlock()
+		if _, err := b.js.PublishAsync(client.CreateSubject, c.body, jetstream.WithMsgID(c.id)); err != nil {
+			return latencies{}, err
+		}
+	}
+	achieved := float64(n) / time.Since(start).Seconds()
+	select {
+	case <-done:
+	case <-time.After(2 * time.Minute):
+		return latencies{}, fmt.Errorf("latency run: outcomes missing")
+	}
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	return latencies{n: n, p50: lat[len(lat)/2], p99: lat[len(lat)*99/100], max: lat[len(lat)-1], achieved: achieved}, nil
+}
+
+// queuedRSS queues n commands with no worker running, then starts one and
+// reports its peak RSS once it has drained them.
+func (b *bench) queuedRSS(ctx context.Context, n int) (int64, error) {
+	dbURL, pool, err := b.newDatabase(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer pool.Close()
+	if err := b.freshStreams(ctx); err != nil {
+		return 0, err
+	}
+	b.logf("queueing %d commands", n)
+	for lo := 0; lo < n; lo += 100000 {
+		for _, c := range generateRange(lo, min(lo+100000, n)) {
+			if _, err := b.js.PublishAsync(client.CreateSubject, c.body, jetstream.WithMsgID(c.id)); err != nil {
+				return 0, err
+			}
+		}
+		<-b.js.PublishAsyncComplete()
+	}
+	stop, _, err := b.worker(dbURL, "")
+	if err != nil {
+		return 0, err
+	}
+	err = b.waitEvents(ctx, n, time.Hour)
+	rss, _ := stop()
+	return rss, err
+}

@@ -1,0 +1,128 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"runtime"
+	"strings"
+	"time"
+)
+
+// limits are this machine's raw rates, the yardsticks of the worker's.
+type limits struct {
+	jsPublish, jsConsume, pgInsert, naive float64
+}
+
+func (b *bench) result(name, value, note string) {
+	b.rows = append(b.rows, fmt.Sprintf("| %s | %s | %s |", name, value, note))
+	b.logf("%s: %s %s", name, value, note)
+}
+
+func (b *bench) header(cmds []command) {
+	size := 0
+	for _, c := range cmds {
+		size += len(c.body)
+	}
+	b.rows = append(b.rows, "| measure | result | notes |", "| --- | --- | --- |")
+	b.result("machine", fmt.Sprintf("%d cores", runtime.NumCPU()), fmt.Sprintf("%s/%s, %s; mean command %d bytes", runtime.GOOS, runtime.GOARCH, runtime.Version(), size/len(cmds)))
+}
+
+// measureLimits: raw JetStream, raw PostgreSQL and the naive baseline.
+func (b *bench) measureLimits(ctx context.Context, cmds []command) (limits, error) {
+	var l limits
+	var err error
+	if l.jsPublish, l.jsConsume, err = b.rawJetStream(ctx, cmds); err != nil {
+		return l, err
+	}
+	b.result("limit: JetStream async publish", rate(l.jsPublish), "same messages, file storage")
+	b.result("limit: JetStream pull consume + ack", rate(l.jsConsume), "batches of 500")
+	if l.pgInsert, err = b.rawPostgres(ctx, cmds); err != nil {
+		return l, err
+	}
+	b.result("limit: PostgreSQL batched insert", rate(l.pgInsert), "a SIM row + a processed-command row each, 500 per transaction, 4 connections")
+	naive := cmds[:min(b.o.naive, len(cmds))]
+	if l.naive, err = b.naive(ctx, naive); err != nil {
+		return l, err
+	}
+	b.result("naive baseline", rate(l.naive), fmt.Sprintf("one transaction + one synchronous publish + ack per command, %d commands", len(naive)))
+	return l, nil
+}
+
+// measureWorker: the worker end to end, its CPU per command and RSS, and
+// the ratios to the limits. It returns the end-to-end rate.
+func (b *bench) measureWorker(ctx context.Context, cmds []command, l limits) (float64, error) {
+	w, rss, cpu, err := b.throughput(ctx, cmds, 0, b.o.cpuProfile)
+	if err != nil {
+		return 0, err
+	}
+	b.result("worker end to end", rate(w), fmt.Sprintf("%d commands (90%% valid), first publish to last outcome; batch %d, concurrency %d", len(cmds), b.o.batchSize, b.o.concurrency))
+	b.result("CPU per command", cpu.perCommand(len(cmds), b.pgPID != 0, b.ownNATS), "CPU time over the throughput run divided by its commands")
+	if b.pgPID != 0 && b.ownNATS {
+		// Everything runs on this machine's cores: their CPU time per command
+		// bounds the rate, and the worker's share is all this project owns.
+		per := func(d time.Duration) float64 { return d.Seconds() / float64(len(cmds)) }
+		cores := float64(runtime.NumCPU())
+		all := per(cpu.worker) + per(cpu.postgres) + per(cpu.bench)
+		b.result("CPU ceiling", fmt.Sprintf("%.0f/s", cores/all),
+			fmt.Sprintf("%d cores / CPU per command; %.0f/s if the worker cost nothing (PostgreSQL and JetStream alone)",
+				runtime.NumCPU(), cores/(per(cpu.postgres)+per(cpu.bench))))
+	}
+	b.result("worker peak RSS", fmt.Sprintf("%.0f MB", float64(rss)/1e6), "during the throughput run")
+	b.result("worker / JetStream limit", fmt.Sprintf("%.2f", w/min(l.jsPublish, l.jsConsume)), "")
+	b.result("worker / PostgreSQL limit", fmt.Sprintf("%.2f", w/l.pgInsert), "")
+	b.result("worker / naive", fmt.Sprintf("%.1fx", w/l.naive), "")
+	return w, nil
+}
+
+// measureLatency: publish to outcome at each fixed offered rate.
+func (b *bench) measureLatency(ctx context.Context) error {
+	for _, r := range b.o.rates {
+		lat, err := b.latency(ctx, r, b.o.latencyFor)
+		if err != nil {
+			return err
+		}
+		b.result(fmt.Sprintf("latency at %d/s offered", r), fmt.Sprintf("p50 %s, p99 %s, max %s", ms(lat.p50), ms(lat.p99), ms(lat.max)),
+			fmt.Sprintf("%d commands over %s, publish to outcome; achieved %.0f/s", lat.n, b.o.latencyFor, lat.achieved))
+	}
+	return nil
+}
+
+// measureScaling: a large sims table, a deep company tree, a long backlog;
+// w is the end-to-end rate they are compared with.
+func (b *bench) measureScaling(ctx context.Context, cmds []command, w float64) error {
+	if b.o.growth > 0 {
+		g, _, _, err := b.throughput(ctx, cmds, b.o.growth, "")
+		if err != nil {
+			return err
+		}
+		b.result(fmt.Sprintf("worker with %d SIMs stored", b.o.growth), rate(g), fmt.Sprintf("%.0f%% of the empty-table run", 100*g/w))
+	}
+	deep, _, _, err := b.throughput(ctx, generate(min(len(cmds), 50000), 8), 0, "")
+	if err != nil {
+		return err
+	}
+	b.result("worker, company tree depth 8, grants at the root", rate(deep), fmt.Sprintf("%.0f%% of the 3-level run", 100*deep/w))
+	if b.o.queued > 0 {
+		rss, err := b.queuedRSS(ctx, b.o.queued)
+		if err != nil {
+			return err
+		}
+		b.result(fmt.Sprintf("worker peak RSS, %d commands queued", b.o.queued), fmt.Sprintf("%.0f MB", float64(rss)/1e6), "")
+	}
+	return nil
+}
+
+// print writes the table to standard output and, with -out, to a file.
+func (b *bench) print() error {
+	table := strings.Join(b.rows, "\n") + "\n"
+	fmt.Print(table)
+	if b.o.out != "" {
+		return os.WriteFile(b.o.out, []byte(table), 0o644)
+	}
+	return nil
+}
+
+func rate(r float64) string { return fmt.Sprintf("%.0f/s", r) }
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d.Microseconds())/1000) }
