@@ -57,6 +57,9 @@ type Observer interface {
 	// Unavailable: a dependency failed and the worker backs off (an outage,
 	// or a schema or privilege problem that needs an operator).
 	Unavailable()
+	// AckFailed: JetStream did not take a command's acknowledgement or NAK.
+	// The command will be redelivered and its stored outcome re-published.
+	AckFailed()
 }
 
 type noObserver struct{}
@@ -65,6 +68,7 @@ func (noObserver) Outcome(domain.Outcome, time.Duration) {}
 func (noObserver) Redelivered()                          {}
 func (noObserver) DeadLetter()                           {}
 func (noObserver) Unavailable()                          {}
+func (noObserver) AckFailed()                            {}
 
 func (c Config) withDefaults() Config {
 	if c.Source == "" {
