@@ -24,11 +24,11 @@ import (
 // Handler decides commands; it knows nothing of JetStream. Handle decides a
 // batch in order and returns one outcome per envelope, or an error for the
 // whole batch (nothing stored). An error wrapping domain.ErrUnavailable is an
-// outage; any other is unexpected. StoreInternal records a 500 internal
-// outcome for a command that keeps failing unexpectedly.
+// outage; any other is unexpected. A command that keeps failing unexpectedly
+// gets its 500 internal outcome through Handle too, as
+// domain.InternalEnvelope.
 type Handler interface {
 	Handle(ctx context.Context, envs []domain.Envelope) ([]domain.Outcome, error)
-	StoreInternal(ctx context.Context, commandID, cause string) (domain.Outcome, error)
 }
 
 // Config tunes the worker. Zero fields take the defaults in parentheses.
@@ -353,13 +353,8 @@ func (w *Worker) decide(ctx context.Context, envs []domain.Envelope, its []*item
 	}); err != nil {
 		return nil, err
 	}
-	return w.retryOutage(ctx, func() ([]domain.Outcome, error) {
-		o, err := w.h.StoreInternal(ctx, envs[0].CommandID, "the command could not be processed")
-		if err != nil {
-			return nil, err
-		}
-		return []domain.Outcome{o}, nil
-	})
+	internal := []domain.Envelope{domain.InternalEnvelope(envs[0].CommandID)}
+	return w.retryOutage(ctx, func() ([]domain.Outcome, error) { return w.safeHandle(ctx, internal) })
 }
 
 // deadLetter keeps a copy of a poison command, with why, on SIM_DEADLETTER.
