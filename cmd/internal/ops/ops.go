@@ -31,6 +31,7 @@ type Metrics struct {
 	redelivered prometheus.Counter
 	deadLetters prometheus.Counter
 	unavailable prometheus.Counter
+	ackFailures prometheus.Counter
 }
 
 // NewMetrics registers the worker's metrics on reg.
@@ -57,8 +58,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "simworker_dependency_retries_total",
 			Help: "Times the worker backed off because PostgreSQL or NATS failed (an outage, or a schema or privilege problem for an operator). A steady rise with no outcomes means it is stuck waiting.",
 		}),
+		ackFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "simworker_ack_failures_total",
+			Help: "Acknowledgements or NAKs of commands JetStream did not take; the command will be redelivered and its stored outcome re-published.",
+		}),
 	}
-	reg.MustRegister(m.commands, m.latency, m.redelivered, m.deadLetters, m.unavailable)
+	reg.MustRegister(m.commands, m.latency, m.redelivered, m.deadLetters, m.unavailable, m.ackFailures)
 	return m
 }
 
@@ -76,6 +81,9 @@ func (m *Metrics) DeadLetter() { m.deadLetters.Inc() }
 
 // Unavailable implements consumer.Observer.
 func (m *Metrics) Unavailable() { m.unavailable.Inc() }
+
+// AckFailed implements consumer.Observer.
+func (m *Metrics) AckFailed() { m.ackFailures.Inc() }
 
 // consumerCollector reads the durable consumer's state at scrape time.
 type consumerCollector struct {

@@ -166,6 +166,7 @@ func TestMetricsCountABatch(t *testing.T) {
 		{"simworker_processing_seconds", nil, 12},
 		{"simworker_dead_letters_total", nil, 0},
 		{"simworker_redeliveries_total", nil, 0},
+		{"simworker_ack_failures_total", nil, 0},
 		{"simworker_consumer_pending", nil, 0},
 		{"simworker_consumer_ack_pending", nil, 0},
 	}
@@ -174,7 +175,8 @@ func TestMetricsCountABatch(t *testing.T) {
 			t.Errorf("%s%v = %v, want %v", c.name, c.labels, got, c.want)
 		}
 	}
-	for _, name := range []string{"simworker_db_pool_max_conns", "simworker_db_pool_total_conns", "go_goroutines", "process_resident_memory_bytes"} {
+	for _, name := range []string{"simworker_db_pool_max_conns", "simworker_db_pool_total_conns", "simworker_ack_failures_total",
+		"go_goroutines", "process_resident_memory_bytes"} {
 		if fams[name] == nil {
 			t.Errorf("%s missing", name)
 		}
