@@ -22,6 +22,7 @@ const (
 	MaxBodyBytes           = 65536
 	DefaultStatus          = "inactive"
 	PermissionCreateSIM    = "sims:create"
+	PermissionReadSIM      = "sims:read"
 	maxNumericIntDigits    = 131072 // PostgreSQL numeric: digits before the point
 	maxNumericScaleDigits  = 16383  // PostgreSQL numeric: digits after the point
 	maxMetadataExponentLen = 9

@@ -1,0 +1,82 @@
+package api
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+
+	"github.com/google/uuid"
+
+	"simworker/client"
+	"simworker/domain"
+	"simworker/repo"
+)
+
+// commandState is GET /v1/commands/{command_id}'s answer.
+type commandState struct {
+	CommandID string          `json:"command_id"`
+	State     string          `json:"state"` // pending, created or rejected
+	Sim       json.RawMessage `json:"sim"`
+	Rejection json.RawMessage `json:"rejection"`
+}
+
+// getCommand is GET /v1/commands/{command_id}: the state of a command the
+// caller made through the API; another user's command or an unknown one is
+// 404, alike.
+func (s *Server) getCommand(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("command_id")
+	mine, err := repo.CommandOf(r.Context(), s.pool, id, callerOf(r.Context()).userID)
+	if err != nil {
+		s.fail(w, "look the command up", err)
+		return
+	}
+	if !mine {
+		writeError(w, errNotFound)
+		return
+	}
+	o, err := repo.StoredOutcome(r.Context(), s.pool, id)
+	if err != nil {
+		s.fail(w, "read the stored outcome", err)
+		return
+	}
+	st := commandState{CommandID: id, State: "pending", Sim: json.RawMessage("null"), Rejection: json.RawMessage("null")}
+	if o != nil {
+		ev, err := client.ParseEvent(o.Event)
+		if err != nil {
+			s.fail(w, "read the outcome event", err)
+			return
+		}
+		if ev.Type == domain.TypeCreated {
+			st.State, st.Sim = "created", ev.Data
+		} else {
+			st.State, st.Rejection = "rejected", ev.Data
+		}
+	}
+	writeJSON(w, http.StatusOK, st)
+}
+
+// getSim is GET /v1/sims/{id}: the SIM when the caller holds sims:read or
+// sims:create on its company or an ancestor; otherwise 404, exactly as for
+// an unknown id or one that is not a UUID.
+func (s *Server) getSim(w http.ResponseWriter, r *http.Request) {
+	text := r.PathValue("id")
+	id, err := uuid.Parse(text)
+	if err != nil || len(text) != 36 { // the canonical form only, as the API gives it
+		writeError(w, errNotFound)
+		return
+	}
+	if id.String() != strings.ToLower(text) {
+		writeError(w, errNotFound)
+		return
+	}
+	sim, err := repo.VisibleSim(r.Context(), s.pool, id, callerOf(r.Context()).userID)
+	if err != nil {
+		s.fail(w, "read the SIM", err)
+		return
+	}
+	if sim == nil {
+		writeError(w, errNotFound)
+		return
+	}
+	writeJSON(w, http.StatusOK, sim)
+}
