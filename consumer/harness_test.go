@@ -17,41 +17,11 @@ import (
 	"simworker/consumer/consumertest"
 	"simworker/domain"
 	"simworker/internal/devstack"
+	"simworker/internal/testfactory"
 	"simworker/repo/repotest"
 )
 
 func TestMain(m *testing.M) { repotest.Main(m) }
-
-// fixtures is the reference data most tests share: a three-level tree
-// reseller > acme > acme-eu, a sibling tree globex, grants at several levels.
-const fixtures = `{
- "companies": [
-  {"id": "co-reseller", "name": "Reseller", "parent_id": null},
-  {"id": "co-acme", "name": "Acme", "parent_id": "co-reseller"},
-  {"id": "co-acme-eu", "name": "Acme EU", "parent_id": "co-acme"},
-  {"id": "co-globex", "name": "Globex", "parent_id": null}
- ],
- "users": [{"id": "u-alice", "name": "Alice"}, {"id": "u-bob", "name": "Bob"},
-           {"id": "u-gina", "name": "Gina"}, {"id": "u-eve", "name": "Eve"}],
- "grants": [
-  {"user_id": "u-alice", "company_id": "co-reseller", "permission": "sims:create"},
-  {"user_id": "u-gina", "company_id": "co-globex", "permission": "sims:create"},
-  {"user_id": "u-eve", "company_id": "co-acme-eu", "permission": "sims:read"},
-  {"user_id": "u-eve", "company_id": "co-acme-eu", "permission": "sims:create"},
-  {"user_id": "u-bob", "company_id": "co-acme", "permission": "sims:read"}
- ],
- "devices": [
-  {"id": "d-1", "company_id": "co-acme", "name": "Tracker 1"},
-  {"id": "d-eu", "company_id": "co-acme-eu", "name": "Tracker EU"},
-  {"id": "d-globex", "company_id": "co-globex", "name": "Meter"}
- ],
- "mno_integrations": [
-  {"id": "m-reseller", "company_id": "co-reseller", "name": "Reseller CMP"},
-  {"id": "m-acme", "company_id": "co-acme", "name": "Acme CMP"},
-  {"id": "m-acme-eu", "company_id": "co-acme-eu", "name": "Acme EU CMP"},
-  {"id": "m-globex", "company_id": "co-globex", "name": "Globex CMP"}
- ]
-}`
 
 // bundle is one test's world: its own database, its own JetStream server,
 // the streams set up, and a view of every event published.
@@ -98,7 +68,7 @@ func (e event) sim(t *testing.T) map[string]any {
 func setup(t *testing.T) *bundle {
 	t.Helper()
 	pool, dbURL := repotest.NewDB(t)
-	repotest.LoadFixtures(t, pool, fixtures)
+	repotest.Load(t, pool, testfactory.World())
 	b := &bundle{t: t, pool: pool, dbURL: dbURL}
 	b.ns, b.nc, b.js = consumertest.NATS(t, consumer.StreamConfig{AckWait: 5 * time.Second})
 	cons, err := b.js.Consumer(context.Background(), client.CommandsStream, consumer.DurableName)
@@ -146,14 +116,12 @@ func (b *bundle) publish(body, msgID string) {
 	}
 }
 
-// command publishes a well-formed command with Nats-Msg-Id = command id.
-func (b *bundle) command(id, actor string, sim map[string]any) {
+// command publishes a valid command of u-alice for device d-1 (the
+// factory's defaults) with Nats-Msg-Id = command id.
+func (b *bundle) command(id, iccid string) {
 	b.t.Helper()
-	body, err := json.Marshal(map[string]any{"command_id": id, "actor_id": actor, "sim": sim})
-	if err != nil {
-		b.t.Fatal(err)
-	}
-	b.publish(string(body), id)
+	c := testfactory.Command{ID: id, Sim: testfactory.Sim{ICCID: iccid}}
+	b.publish(string(c.Body()), id)
 }
 
 // seen is a copy of the events seen so far.

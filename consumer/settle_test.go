@@ -73,7 +73,7 @@ func TestAckFailureIsCountedAndRedelivered(t *testing.T) {
 	go func() { done <- w.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
 
-	b.command("c-ack", "u-alice", map[string]any{"device_id": "d-1", "iccid": iccid(5)})
+	b.command("c-ack", iccid(5))
 	all := b.waitEvents(2) // published, then re-published on redelivery
 	b.drained()
 	if all[0].ID != all[1].ID || all[0].CommandID != "c-ack" {

@@ -14,6 +14,7 @@ import (
 	"simworker/client"
 	"simworker/consumer"
 	"simworker/domain"
+	"simworker/internal/testfactory"
 	"simworker/repo"
 	"simworker/repo/repotest"
 )
@@ -28,7 +29,7 @@ func TestCheckTable(t *testing.T) {
 	b.startWorker(consumer.Config{})
 
 	// A taken ICCID for check 7.
-	b.command("c-first", "u-alice", map[string]any{"device_id": "d-1", "iccid": iccid(7)})
+	b.command("c-first", iccid(7))
 	if e := b.eventFor("c-first"); e.Type != domain.TypeCreated {
 		t.Fatalf("setup command not created: %s", e.raw)
 	}
@@ -36,9 +37,8 @@ func TestCheckTable(t *testing.T) {
 	tests := []struct {
 		name   string
 		id     string
-		body   string // raw body; empty means built from actor and sim
-		actor  any
-		sim    any
+		body   string // raw body, for what no well-formed command says; empty means cmd's
+		cmd    testfactory.Command
 		status int
 		code   domain.Code
 		fields []string
@@ -48,47 +48,43 @@ func TestCheckTable(t *testing.T) {
 		{name: "1 command_id missing", body: `{"actor_id":"u-alice","sim":{}}`, status: 400, code: "invalid_argument"},
 		{name: "1 command_id not a string", body: `{"command_id":5,"actor_id":"u-alice"}`, status: 400, code: "invalid_argument"},
 		{name: "1 command_id too long", body: `{"command_id":"` + strings.Repeat("c", 129) + `"}`, status: 400, code: "invalid_argument"},
-		{name: "2 actor missing beats an invalid sim", id: "c-2a", actor: nil, sim: 5, status: 401, code: "unauthorized"},
-		{name: "2 actor empty", id: "c-2b", actor: "", sim: map[string]any{"device_id": "d-1", "iccid": iccid(20)}, status: 401, code: "unauthorized"},
-		{name: "3 sim not an object", id: "c-3a", actor: "u-alice", sim: "x", status: 400, code: "invalid_argument", fields: []string{"sim"}},
-		{name: "3 every field error listed", id: "c-3b", actor: "u-alice", sim: map[string]any{"iccid": "123", "msisdn": strings.Repeat("1", 21)},
+		{name: "2 actor missing beats an invalid sim", id: "c-2a", body: `{"command_id":"c-2a","sim":5}`, status: 401, code: "unauthorized"},
+		{name: "2 actor empty", id: "c-2b", body: `{"command_id":"c-2b","actor_id":"","sim":{"device_id":"d-1","iccid":"` + iccid(20) + `"}}`, status: 401, code: "unauthorized"},
+		{name: "3 sim not an object", id: "c-3a", body: `{"command_id":"c-3a","actor_id":"u-alice","sim":"x"}`, status: 400, code: "invalid_argument", fields: []string{"sim"}},
+		{name: "3 every field error listed", id: "c-3b", body: `{"command_id":"c-3b","actor_id":"u-alice","sim":{"iccid":"123","msisdn":"` + strings.Repeat("1", 21) + `"}}`,
 			status: 400, code: "invalid_argument", fields: []string{"device_id", "iccid", "msisdn"}},
-		{name: "3 invalid sim beats a missing device", id: "c-3c", actor: "u-alice", sim: map[string]any{"device_id": "d-none", "iccid": "1"},
+		{name: "3 invalid sim beats a missing device", id: "c-3c", cmd: testfactory.Command{Sim: testfactory.Sim{DeviceID: "d-none", ICCID: "1"}},
 			status: 400, code: "invalid_argument", fields: []string{"iccid"}},
-		{name: "4 device not found", id: "c-4a", actor: "u-alice", sim: map[string]any{"device_id": "d-none", "iccid": iccid(41)},
+		{name: "4 device not found", id: "c-4a", cmd: testfactory.Command{Actor: "u-alice", Sim: testfactory.Sim{DeviceID: "d-none", ICCID: iccid(41)}},
 			status: 404, code: "not_found", fields: []string{"device_id"}},
-		{name: "4 missing device beats no permission", id: "c-4b", actor: "u-nobody", sim: map[string]any{"device_id": "d-none", "iccid": iccid(42)},
+		{name: "4 missing device beats no permission", id: "c-4b", cmd: testfactory.Command{Actor: "u-nobody", Sim: testfactory.Sim{DeviceID: "d-none", ICCID: iccid(42)}},
 			status: 404, code: "not_found", fields: []string{"device_id"}},
-		{name: "5 unknown actor", id: "c-5a", actor: "u-nobody", sim: map[string]any{"device_id": "d-1", "iccid": iccid(51)}, status: 401, code: "unauthorized"},
-		{name: "5 actor with another permission only", id: "c-5b", actor: "u-bob", sim: map[string]any{"device_id": "d-1", "iccid": iccid(52)}, status: 401, code: "unauthorized"},
-		{name: "5 grant on another tree", id: "c-5c", actor: "u-gina", sim: map[string]any{"device_id": "d-1", "iccid": iccid(53)}, status: 401, code: "unauthorized"},
-		{name: "5 grant on a descendant does not cover the parent", id: "c-5d", actor: "u-eve", sim: map[string]any{"device_id": "d-1", "iccid": iccid(54)}, status: 401, code: "unauthorized"},
-		{name: "5 no permission beats a bad MNO integration", id: "c-5e", actor: "u-bob", sim: map[string]any{"device_id": "d-1", "iccid": iccid(55), "mno_integration_id": "m-none"}, status: 401, code: "unauthorized"},
-		{name: "6 MNO integration not found", id: "c-6a", actor: "u-alice", sim: map[string]any{"device_id": "d-1", "iccid": iccid(61), "mno_integration_id": "m-none"},
+		{name: "5 unknown actor", id: "c-5a", cmd: testfactory.Command{Actor: "u-nobody", Sim: testfactory.Sim{DeviceID: "d-1", ICCID: iccid(51)}}, status: 401, code: "unauthorized"},
+		{name: "5 actor with another permission only", id: "c-5b", cmd: testfactory.Command{Actor: "u-bob", Sim: testfactory.Sim{DeviceID: "d-1", ICCID: iccid(52)}}, status: 401, code: "unauthorized"},
+		{name: "5 grant on another tree", id: "c-5c", cmd: testfactory.Command{Actor: "u-gina", Sim: testfactory.Sim{DeviceID: "d-1", ICCID: iccid(53)}}, status: 401, code: "unauthorized"},
+		{name: "5 grant on a descendant does not cover the parent", id: "c-5d", cmd: testfactory.Command{Actor: "u-eve", Sim: testfactory.Sim{DeviceID: "d-1", ICCID: iccid(54)}}, status: 401, code: "unauthorized"},
+		{name: "5 no permission beats a bad MNO integration", id: "c-5e", cmd: testfactory.Command{Actor: "u-bob", Sim: testfactory.Sim{DeviceID: "d-1", ICCID: iccid(55), MNOIntegrationID: testfactory.Ptr("m-none")}}, status: 401, code: "unauthorized"},
+		{name: "6 MNO integration not found", id: "c-6a", cmd: testfactory.Command{Actor: "u-alice", Sim: testfactory.Sim{DeviceID: "d-1", ICCID: iccid(61), MNOIntegrationID: testfactory.Ptr("m-none")}},
 			status: 404, code: "not_found", fields: []string{"mno_integration_id"}},
-		{name: "6 MNO integration of another tree", id: "c-6b", actor: "u-alice", sim: map[string]any{"device_id": "d-1", "iccid": iccid(62), "mno_integration_id": "m-globex"},
+		{name: "6 MNO integration of another tree", id: "c-6b", cmd: testfactory.Command{Actor: "u-alice", Sim: testfactory.Sim{DeviceID: "d-1", ICCID: iccid(62), MNOIntegrationID: testfactory.Ptr("m-globex")}},
 			status: 404, code: "not_found", fields: []string{"mno_integration_id"}},
-		{name: "6 MNO integration of a descendant company", id: "c-6c", actor: "u-alice", sim: map[string]any{"device_id": "d-1", "iccid": iccid(63), "mno_integration_id": "m-acme-eu"},
+		{name: "6 MNO integration of a descendant company", id: "c-6c", cmd: testfactory.Command{Actor: "u-alice", Sim: testfactory.Sim{DeviceID: "d-1", ICCID: iccid(63), MNOIntegrationID: testfactory.Ptr("m-acme-eu")}},
 			status: 404, code: "not_found", fields: []string{"mno_integration_id"}},
-		{name: "6 bad MNO integration beats a taken ICCID", id: "c-6d", actor: "u-alice", sim: map[string]any{"device_id": "d-1", "iccid": iccid(7), "mno_integration_id": "m-none"},
+		{name: "6 bad MNO integration beats a taken ICCID", id: "c-6d", cmd: testfactory.Command{Actor: "u-alice", Sim: testfactory.Sim{DeviceID: "d-1", ICCID: iccid(7), MNOIntegrationID: testfactory.Ptr("m-none")}},
 			status: 404, code: "not_found", fields: []string{"mno_integration_id"}},
-		{name: "7 ICCID taken", id: "c-7a", actor: "u-alice", sim: map[string]any{"device_id": "d-1", "iccid": iccid(7)},
+		{name: "7 ICCID taken", id: "c-7a", cmd: testfactory.Command{Actor: "u-alice", Sim: testfactory.Sim{DeviceID: "d-1", ICCID: iccid(7)}},
 			status: 400, code: "already_exists", fields: []string{"iccid"}},
-		{name: "created: grant on the parent", id: "c-ok1", actor: "u-alice", sim: map[string]any{"device_id": "d-1", "iccid": iccid(101)}, status: 201},
-		{name: "created: grant on the grandparent", id: "c-ok2", actor: "u-alice", sim: map[string]any{"device_id": "d-eu", "iccid": iccid(102)}, status: 201},
-		{name: "created: grant on the company itself", id: "c-ok3", actor: "u-eve", sim: map[string]any{"device_id": "d-eu", "iccid": iccid(103)}, status: 201},
-		{name: "created: MNO integration of an ancestor", id: "c-ok4", actor: "u-alice", sim: map[string]any{"device_id": "d-eu", "iccid": iccid(104), "mno_integration_id": "m-reseller"}, status: 201},
-		{name: "created: MNO integration of the company", id: "c-ok5", actor: "u-alice", sim: map[string]any{"device_id": "d-1", "iccid": iccid(105), "mno_integration_id": "m-acme"}, status: 201},
+		{name: "created: grant on the parent", id: "c-ok1", cmd: testfactory.Command{Actor: "u-alice", Sim: testfactory.Sim{DeviceID: "d-1", ICCID: iccid(101)}}, status: 201},
+		{name: "created: grant on the grandparent", id: "c-ok2", cmd: testfactory.Command{Actor: "u-alice", Sim: testfactory.Sim{DeviceID: "d-eu", ICCID: iccid(102)}}, status: 201},
+		{name: "created: grant on the company itself", id: "c-ok3", cmd: testfactory.Command{Actor: "u-eve", Sim: testfactory.Sim{DeviceID: "d-eu", ICCID: iccid(103)}}, status: 201},
+		{name: "created: MNO integration of an ancestor", id: "c-ok4", cmd: testfactory.Command{Actor: "u-alice", Sim: testfactory.Sim{DeviceID: "d-eu", ICCID: iccid(104), MNOIntegrationID: testfactory.Ptr("m-reseller")}}, status: 201},
+		{name: "created: MNO integration of the company", id: "c-ok5", cmd: testfactory.Command{Actor: "u-alice", Sim: testfactory.Sim{DeviceID: "d-1", ICCID: iccid(105), MNOIntegrationID: testfactory.Ptr("m-acme")}}, status: 201},
 	}
 	for i := range tests {
 		tt := &tests[i]
 		if tt.body == "" {
-			m := map[string]any{"command_id": tt.id, "sim": tt.sim}
-			if tt.actor != nil {
-				m["actor_id"] = tt.actor
-			}
-			raw, _ := json.Marshal(m)
-			tt.body = string(raw)
+			tt.cmd.ID = tt.id
+			tt.body = string(tt.cmd.Body())
 		}
 		b.publish(tt.body, "")
 	}
@@ -313,7 +309,7 @@ func TestTwoWorkersOneOutcomeEach(t *testing.T) {
 			ic = "bad"
 		}
 		id := fmt.Sprintf("c-%03d", i)
-		b.command(id, "u-alice", map[string]any{"device_id": "d-1", "iccid": ic})
+		b.command(id, ic)
 		if i%25 == 0 { // the same command again, outside JetStream de-duplication
 			b.publish(fmt.Sprintf(`{"command_id":%q,"actor_id":"u-alice","sim":{"device_id":"d-1","iccid":%q}}`, id, ic), id+"-again")
 		}
@@ -355,7 +351,7 @@ func TestRaceOnOneICCID(t *testing.T) {
 	b.startWorker(consumer.Config{BatchSize: 1})
 	const n = 40
 	for i := 0; i < n; i++ {
-		b.command(fmt.Sprintf("c-race-%d", i), "u-alice", map[string]any{"device_id": "d-1", "iccid": iccid(77)})
+		b.command(fmt.Sprintf("c-race-%d", i), iccid(77))
 	}
 	b.drained()
 	created, exists := 0, 0
@@ -409,12 +405,12 @@ func TestGracefulStop(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	stop := b.startWorker(consumer.Config{})
-	b.command("c-before", "u-alice", map[string]any{"device_id": "d-1", "iccid": iccid(1)})
+	b.command("c-before", iccid(1))
 	b.eventFor("c-before")
 	if err := stop(); err != nil {
 		t.Fatalf("stop: %v", err)
 	}
-	b.command("c-after", "u-alice", map[string]any{"device_id": "d-1", "iccid": iccid(2)})
+	b.command("c-after", iccid(2))
 	time.Sleep(200 * time.Millisecond)
 	if got := len(b.waitEvents(1)); got != 1 {
 		t.Fatalf("%d events after stop, want 1", got)
@@ -435,7 +431,7 @@ func TestPostgresOutageIsNotAnOutcome(t *testing.T) {
 	restore := repotest.RefuseConnections(t, repotest.ServerURL(t), b.dbURL)
 	b.startWorker(consumer.Config{RetryWindow: 500 * time.Millisecond, MaxBackoff: 200 * time.Millisecond})
 	for i := 0; i < 5; i++ {
-		b.command(fmt.Sprintf("c-out-%d", i), "u-alice", map[string]any{"device_id": "d-1", "iccid": iccid(300 + i)})
+		b.command(fmt.Sprintf("c-out-%d", i), iccid(300+i))
 	}
 	time.Sleep(1500 * time.Millisecond)
 	early := len(b.seen())
@@ -477,9 +473,9 @@ func TestPoisonCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Publish before the worker starts so the three land in one batch.
-	b.command("c-before", "u-alice", map[string]any{"device_id": "d-1", "iccid": iccid(1)})
-	b.command("c-poison", "u-alice", map[string]any{"device_id": "d-1", "iccid": poison})
-	b.command("c-after", "u-alice", map[string]any{"device_id": "d-1", "iccid": iccid(2)})
+	b.command("c-before", iccid(1))
+	b.command("c-poison", poison)
+	b.command("c-after", iccid(2))
 	b.startWorker(consumer.Config{PoisonRetries: 2})
 
 	for _, id := range []string{"c-before", "c-after"} {
@@ -538,7 +534,7 @@ func TestSlowTransactionOutlastsAckWait(t *testing.T) {
 	}
 	b.startWorker(consumer.Config{BatchSize: 1, Concurrency: 1})
 	b.startWorker(consumer.Config{BatchSize: 1, Concurrency: 1})
-	b.command("c-slow", "u-alice", map[string]any{"device_id": "d-1", "iccid": iccid(4)})
+	b.command("c-slow", iccid(4))
 	// The second delivery of the same command, under another message id.
 	b.publish(fmt.Sprintf(`{"command_id":"c-slow","actor_id":"u-alice","sim":{"device_id":"d-1","iccid":%q}}`, iccid(4)), "c-slow-again")
 
@@ -587,7 +583,7 @@ func TestSchemaDriftIsAnOutage(t *testing.T) {
 		t.Fatal(err)
 	}
 	b.startWorker(consumer.Config{RetryWindow: 500 * time.Millisecond, MaxBackoff: 200 * time.Millisecond, PoisonRetries: 1})
-	b.command("c-drift", "u-alice", map[string]any{"device_id": "d-1", "iccid": iccid(21)})
+	b.command("c-drift", iccid(21))
 	time.Sleep(2 * time.Second)
 	early := len(b.seen())
 	if early != 0 {
