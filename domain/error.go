@@ -87,3 +87,25 @@ var errInternalFailure = &Error{Code: CodeInternal, Message: "internal error: th
 func InternalEnvelope(commandID string) Envelope {
 	return Envelope{CommandID: commandID, Command: Command{ID: commandID}, Reject: errInternalFailure}
 }
+
+// The rejections of checks 4, 6 and 7 of the contract; check 5's names the
+// company, see ErrUnauthorized.
+var (
+	// ErrDeviceNotFound: check 4, 404 not_found, field device_id.
+	ErrDeviceNotFound = &Error{Code: CodeNotFound, Message: "device_id: device not found",
+		Fields: []FieldError{{Field: "device_id", Reason: "device not found"}}}
+	// ErrMNONotFound: check 6, 404 not_found, field mno_integration_id.
+	ErrMNONotFound = &Error{Code: CodeNotFound,
+		Message: "mno_integration_id: MNO integration not found for the SIM's company",
+		Fields:  []FieldError{{Field: "mno_integration_id", Reason: "MNO integration not found for the SIM's company"}}}
+	// ErrICCIDTaken: check 7, 400 already_exists, field iccid.
+	ErrICCIDTaken = &Error{Code: CodeAlreadyExists, Message: "iccid: already taken",
+		Fields: []FieldError{{Field: "iccid", Reason: "already taken"}}}
+)
+
+// ErrUnauthorized is the rejection of check 5 for a SIM of companyID: 401
+// unauthorized, no field at fault.
+func ErrUnauthorized(companyID string) *Error {
+	return &Error{Code: CodeUnauthorized,
+		Message: "actor may not create SIMs for company " + companyID, Fields: []FieldError{}}
+}

@@ -73,7 +73,7 @@ func prepared(t *testing.T) (*pgxpool.Pool, *repo.Store) {
 		`{"command_id":"earlier","actor_id":"u-root","sim":{"device_id":"d-a","iccid":"8949000000000000099"}}`,
 		`{"command_id":"decided-before","actor_id":"u-none","sim":{"device_id":"d-a","iccid":"8949000000000000098"}}`,
 	} {
-		if _, err := store.HandleSequential(context.Background(), []domain.Envelope{domain.ParseCommand([]byte(b))}); err != nil {
+		if _, err := store.Handle(context.Background(), []domain.Envelope{domain.ParseCommand([]byte(b))}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -100,11 +100,8 @@ func signature(t *testing.T, o domain.Outcome) string {
 func TestBatchEqualsOneAtATime(t *testing.T) {
 	t.Parallel()
 	envs := mixedEnvelopes()
-	_, seqStore := prepared(t)
-	want, err := seqStore.HandleSequential(context.Background(), envs)
-	if err != nil {
-		t.Fatal(err)
-	}
+	seqPool, _ := prepared(t)
+	want := decideOneAtATime(t, seqPool, envs)
 	batchPool, batchStore := prepared(t)
 	got, err := batchStore.Handle(context.Background(), envs)
 	if err != nil {
