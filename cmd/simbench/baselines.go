@@ -1,15 +1,15 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/sync/errgroup"
 
 	"simworker/client"
 	"simworker/consumer"
@@ -61,9 +61,9 @@ func (b *bench) rawJetStream(ctx context.Context, cmds []command) (float64, floa
 	return pub, float64(len(cmds)) / time.Since(start).Seconds(), nil
 }
 
-// rawPostgres inserts, for each command, a SIM row and a processed-command
-// row of the same shape the worker writes, 500 per transaction over 4
-// connections: what PostgreSQL alone can take.
+// rawPostgres stores, for each valid command, a SIM row and an outcome row
+// of about 1 KB with the worker's own write statements and no decision, 500
+// per transaction over 4 connections: what PostgreSQL alone can take.
 func (b *bench) rawPostgres(ctx context.Context, cmds []command) (float64, error) {
 	b.logf("raw PostgreSQL")
 	_, pool, err := b.newDatabase(ctx)
@@ -71,59 +71,37 @@ func (b *bench) rawPostgres(ctx context.Context, cmds []command) (float64, error
 		return 0, err
 	}
 	defer pool.Close()
-	event := make([]byte, 900)
-	for i := range event {
-		event[i] = 'x'
+	var cands []domain.Candidate
+	for i, c := range cmds {
+		if env := domain.ParseCommand(c.body); env.Reject == nil {
+			env.Command.Sim.ICCID = fmt.Sprintf("99%017d", i) // distinct: every row is stored
+			cands = append(cands, domain.Candidate{Command: &env.Command, CompanyID: "co-site-1"})
+		}
+	}
+	event := bytes.Repeat([]byte("x"), 900)
+	outcome := func(s domain.Sim) domain.Outcome {
+		return domain.Outcome{CommandID: "raw-" + s.ID, EventID: newUUID(), Type: domain.TypeCreated, Status: 201, SimID: s.ID, Event: event}
 	}
 	var next atomic.Int64
 	start := time.Now()
-	var wg sync.WaitGroup
-	errs := make(chan error, 4)
-	for g := 0; g < 4; g++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+	var g errgroup.Group
+	for range 4 {
+		g.Go(func() error {
 			for {
 				lo := int(next.Add(500)) - 500
-				if lo >= len(cmds) {
-					return
+				if lo >= len(cands) {
+					return nil
 				}
-				hi := min(lo+500, len(cmds))
-				n := hi - lo
-				ids, iccids, cids := make([]string, n), make([]string, n), make([]string, n)
-				evs := make([][]byte, n)
-				for k := 0; k < n; k++ {
-					ids[k], iccids[k], cids[k], evs[k] = newUUID(), fmt.Sprintf("99%017d", lo+k), cmds[lo+k].id, event
-				}
-				err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-					if _, err := tx.Exec(ctx, `
-						INSERT INTO sims (id, company_id, device_id, iccid, msisdn, status, rate_plan, communication_plan, sim_metadata,
-						                  created_at, created_by, updated_at, updated_by)
-						SELECT id, 'co-site-1', 'd-1', iccid, '4915100000000', 'active', 'Flex 1GB', 'IoT EU',
-						       '{"batch":"2026-11","order":12345678901234567890,"tags":["bulk","eu"]}'::jsonb, now(), 'u-1', now(), 'u-1'
-						FROM unnest($1::uuid[], $2::text[]) AS t(id, iccid)
-						ON CONFLICT ON CONSTRAINT sims_iccid_key DO NOTHING`, ids, iccids); err != nil {
-						return err
-					}
-					_, err := tx.Exec(ctx, `
-						INSERT INTO processed_commands (command_id, event_id, event_type, status, sim_id, event)
-						SELECT cid, gen_random_uuid(), 'sim.created', 201, id, ev FROM unnest($1::text[], $2::uuid[], $3::bytea[]) AS t(cid, id, ev)
-						ON CONFLICT DO NOTHING`, cids, ids, evs)
+				if err := repo.WriteUndecided(ctx, pool, cands[lo:min(lo+500, len(cands))], time.Now(), outcome); err != nil {
 					return err
-				})
-				if err != nil {
-					errs <- err
-					return
 				}
 			}
-		}()
+		})
 	}
-	wg.Wait()
-	close(errs)
-	if err := <-errs; err != nil {
+	if err := g.Wait(); err != nil {
 		return 0, err
 	}
-	return float64(len(cmds)) / time.Since(start).Seconds(), nil
+	return float64(len(cands)) / time.Since(start).Seconds(), nil
 }
 
 // naive decides one command per transaction and publishes its outcome

@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"simworker/client"
+	"simworker/repo"
 )
 
 // throughput publishes the commands while the worker runs and measures from
@@ -25,21 +26,8 @@ func (b *bench) throughput(ctx context.Context, cmds []command, preload int, cpu
 	defer pool.Close()
 	if preload > 0 {
 		b.logf("storing %d SIMs first", preload)
-		if _, err := pool.Exec(ctx, `
-			INSERT INTO sims (id, company_id, device_id, iccid, status, sim_metadata, created_at, created_by, updated_at, updated_by)
-			SELECT gen_random_uuid(), 'co-site-1', 'd-1', '77' || lpad(g::text, 17, '0'), 'active', '{}', now(), 'u-1', now(), 'u-1'
-			FROM generate_series(1, $1) g`, preload); err != nil {
+		if err := repo.Preload(ctx, pool, preload); err != nil {
 			return 0, 0, cpuUse{}, err
-		}
-		if _, err := pool.Exec(ctx, `
-			INSERT INTO processed_commands (command_id, event_id, event_type, status, event)
-			SELECT 'pre-' || g, gen_random_uuid(), 'sim.created', 201, '\x00'::bytea FROM generate_series(1, $1) g`, preload); err != nil {
-			return 0, 0, cpuUse{}, err
-		}
-		for _, table := range []string{"sims", "processed_commands"} {
-			if _, err := pool.Exec(ctx, "VACUUM ANALYZE "+table); err != nil { // one statement: VACUUM refuses a transaction
-				return 0, 0, cpuUse{}, err
-			}
 		}
 	}
 	if err := b.freshStreams(ctx); err != nil {
