@@ -132,7 +132,7 @@ func (c *poolCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.wait, prometheus.CounterValue, s.AcquireDuration().Seconds())
 }
 
-// Server is the worker's HTTP endpoint for probes and metrics.
+// Server is a process's HTTP endpoint for probes and metrics.
 type Server struct {
 	Metrics *Metrics
 	Addr    string // the address it listens on, once started
@@ -140,20 +140,42 @@ type Server struct {
 	nc      *nats.Conn
 	pool    *pgxpool.Pool
 	ready   func() bool
+	role    Role
 	srv     *http.Server
 	ln      net.Listener
 }
 
-// New builds the endpoint: metrics registered, nothing listening yet.
-// ready reports whether the worker is bound to its consumer.
+// Role is what a process's third readiness check is about: the worker's
+// consumer, or the API's events subscription.
+type Role struct {
+	Check   string // the check's name in /readyz
+	Failing string // what /readyz says when it fails
+	Worker  bool   // the worker: the consumer's gauges are this process's to report
+}
+
+// The roles of the two long-running programs.
+var (
+	WorkerRole = Role{Check: "consumer", Failing: "not consuming from the simworker consumer", Worker: true}
+	APIRole    = Role{Check: "events", Failing: "not subscribed to sim.events.>"}
+)
+
+// New builds the worker's endpoint: metrics registered, nothing listening
+// yet. ready reports whether the worker is bound to its consumer.
 func New(nc *nats.Conn, js jetstream.JetStream, pool *pgxpool.Pool, ready func() bool) *Server {
+	return NewFor(WorkerRole, nc, js, pool, ready)
+}
+
+// NewFor builds the endpoint of a process in role; ready is its third check.
+func NewFor(role Role, nc *nats.Conn, js jetstream.JetStream, pool *pgxpool.Pool, ready func() bool) *Server {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	reg.MustRegister(&consumerCollector{js: js,
-		pending:     prometheus.NewDesc("simworker_consumer_pending", "Commands in SIM_COMMANDS not yet delivered to the simworker consumer.", nil, nil),
-		ackPending:  prometheus.NewDesc("simworker_consumer_ack_pending", "Commands delivered and not yet acknowledged.", nil, nil),
-		redelivered: prometheus.NewDesc("simworker_consumer_redelivered", "Commands delivered more than once and not yet acknowledged.", nil, nil),
-	})
+	if role.Worker {
+		reg.MustRegister(&consumerCollector{js: js,
+			pending:     prometheus.NewDesc("simworker_consumer_pending", "Commands in SIM_COMMANDS not yet delivered to the simworker consumer.", nil, nil),
+			ackPending:  prometheus.NewDesc("simworker_consumer_ack_pending", "Commands delivered and not yet acknowledged.", nil, nil),
+			redelivered: prometheus.NewDesc("simworker_consumer_redelivered", "Commands delivered more than once and not yet acknowledged.", nil, nil),
+		})
+	}
 	reg.MustRegister(&poolCollector{pool: pool,
 		acquired: prometheus.NewDesc("simworker_db_pool_acquired_conns", "PostgreSQL connections in use.", nil, nil),
 		idle:     prometheus.NewDesc("simworker_db_pool_idle_conns", "Idle PostgreSQL connections.", nil, nil),
@@ -162,7 +184,10 @@ func New(nc *nats.Conn, js jetstream.JetStream, pool *pgxpool.Pool, ready func()
 		acquires: prometheus.NewDesc("simworker_db_pool_acquires_total", "Connections acquired from the pool.", nil, nil),
 		wait:     prometheus.NewDesc("simworker_db_pool_acquire_seconds_total", "Time spent acquiring connections.", nil, nil),
 	})
-	s := &Server{Metrics: NewMetrics(reg), reg: reg, nc: nc, pool: pool, ready: ready}
+	s := &Server{reg: reg, nc: nc, pool: pool, ready: ready, role: role}
+	if role.Worker {
+		s.Metrics = NewMetrics(reg)
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
@@ -174,6 +199,9 @@ func New(nc *nats.Conn, js jetstream.JetStream, pool *pgxpool.Pool, ready func()
 	return s
 }
 
+// Registry is where the process's own metrics go (the API's).
+func (s *Server) Registry() prometheus.Registerer { return s.reg }
+
 // Check is one readiness condition and what is wrong with it.
 type Check struct {
 	Name  string `json:"name"`
@@ -183,7 +211,7 @@ type Check struct {
 
 // Checks runs the readiness checks.
 func (s *Server) Checks(ctx context.Context) []Check {
-	checks := []Check{{Name: "nats", OK: s.nc.IsConnected()}, {Name: "postgres"}, {Name: "consumer", OK: s.ready()}}
+	checks := []Check{{Name: "nats", OK: s.nc.IsConnected()}, {Name: "postgres"}, {Name: s.role.Check, OK: s.ready()}}
 	if !checks[0].OK {
 		checks[0].Error = "not connected: " + s.nc.Status().String()
 	}
@@ -199,7 +227,7 @@ func (s *Server) Checks(ctx context.Context) []Check {
 		checks[1].OK = true
 	}
 	if !checks[2].OK {
-		checks[2].Error = "not consuming from the simworker consumer"
+		checks[2].Error = s.role.Failing
 	}
 	return checks
 }

@@ -1,0 +1,124 @@
+package repo_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"simworker/internal/testfactory"
+	"simworker/repo"
+	"simworker/repo/repotest"
+)
+
+func TestTokens(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool, _ := repotest.NewDB(t)
+	repotest.Load(t, pool, testfactory.World())
+	if _, _, err := repo.CreateToken(ctx, pool, "u-nobody", "", time.Time{}); !errors.Is(err, repo.ErrUnknownUser) || !strings.Contains(err.Error(), "u-nobody") {
+		t.Fatalf("unknown user: %v", err)
+	}
+	tok, info, err := repo.CreateToken(ctx, pool, "u-alice", "ci", time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(tok, "sim_"+info.ID+".") || len(tok) < len("sim_")+36+1+43 {
+		t.Fatalf("token %q (id %s): want sim_<id>.<256-bit secret>", tok, info.ID)
+	}
+	var stored []byte
+	if err := pool.QueryRow(ctx, `SELECT secret_hash FROM api_tokens WHERE id = $1`, info.ID).Scan(&stored); err != nil || len(stored) != 32 {
+		t.Fatalf("stored %x, %v: want a 32-byte hash", stored, err)
+	}
+	if strings.Contains(tok, string(stored)) {
+		t.Fatal("the stored hash appears in the token")
+	}
+	auth := func(token string) bool {
+		t.Helper()
+		user, id, ok, err := repo.Authenticate(ctx, pool, token)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok && (user != "u-alice" || id != info.ID) {
+			t.Fatalf("authenticated as %s/%s", user, id)
+		}
+		return ok
+	}
+	if !auth(tok) {
+		t.Fatal("a fresh token does not authenticate")
+	}
+	for _, bad := range []string{"", "sim_", tok + "x", tok[:len(tok)-1], "sim_" + info.ID, strings.Replace(tok, "sim_", "tok_", 1)} {
+		if auth(bad) {
+			t.Fatalf("%q authenticates", bad)
+		}
+	}
+	expired, _, err := repo.CreateToken(ctx, pool, "u-alice", "", time.Now().Add(-time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if auth(expired) {
+		t.Fatal("an expired token authenticates")
+	}
+	list, err := repo.ListTokens(ctx, pool, "u-alice")
+	if err != nil || len(list) != 2 || list[0].ID != info.ID || list[0].Name != "ci" || list[0].RevokedAt != nil {
+		t.Fatalf("list: %+v %v", list, err)
+	}
+	if ok, err := repo.RevokeToken(ctx, pool, info.ID); err != nil || !ok {
+		t.Fatalf("revoke by id: %v %v", ok, err)
+	}
+	if auth(tok) {
+		t.Fatal("a revoked token authenticates")
+	}
+	if ok, err := repo.RevokeToken(ctx, pool, expired); err != nil || !ok {
+		t.Fatalf("revoke by token: %v %v", ok, err)
+	}
+	if ok, _ := repo.RevokeToken(ctx, pool, "sim_0193a3f0-6c1e-7b7e-9a55-3f1c2d3e4f50.x"); ok {
+		t.Fatal("revoked a token that does not exist")
+	}
+}
+
+// TestRecordCommandRace: requests racing on one key all get one command.
+func TestRecordCommandRace(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool, _ := repotest.NewDB(t)
+	key := "k"
+	ids := make([]string, 20)
+	created := make([]bool, 20)
+	var wg sync.WaitGroup
+	for i := range ids {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, made, err := repo.RecordCommand(ctx, pool, "u-alice", &key, []byte("hash"), "cmd-"+string(rune('a'+i)))
+			if err != nil {
+				t.Error(err)
+			}
+			ids[i], created[i] = c.CommandID, made
+		}()
+	}
+	wg.Wait()
+	made := 0
+	for i := range ids {
+		if ids[i] != ids[0] {
+			t.Fatalf("two commands for one key: %s, %s", ids[0], ids[i])
+		}
+		if created[i] {
+			made++
+		}
+	}
+	if made != 1 {
+		t.Fatalf("%d requests made the command", made)
+	}
+	// Another user's same key, and no key at all, are new commands.
+	if c, made, _ := repo.RecordCommand(ctx, pool, "u-bob", &key, []byte("hash"), "cmd-bob"); !made || c.CommandID != "cmd-bob" {
+		t.Fatalf("another user's key: %+v %v", c, made)
+	}
+	for _, id := range []string{"n-1", "n-2"} {
+		if _, made, err := repo.RecordCommand(ctx, pool, "u-alice", nil, []byte("hash"), id); !made || err != nil {
+			t.Fatalf("no key: %v %v", made, err)
+		}
+	}
+}
