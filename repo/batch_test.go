@@ -10,55 +10,64 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"simworker/domain"
+	"simworker/internal/testfactory"
 	"simworker/repo"
 	"simworker/repo/repotest"
 )
 
-const batchFixtures = `{
- "companies": [{"id": "co-root", "name": "Root"}, {"id": "co-a", "name": "A", "parent_id": "co-root"},
-               {"id": "co-a1", "name": "A1", "parent_id": "co-a"}, {"id": "co-other", "name": "Other"}],
- "users": [{"id": "u-root", "name": "Root admin"}, {"id": "u-a1", "name": "A1 admin"}, {"id": "u-none", "name": "No grants"}],
- "grants": [{"user_id": "u-root", "company_id": "co-root", "permission": "sims:create"},
-            {"user_id": "u-a1", "company_id": "co-a1", "permission": "sims:create"}],
- "devices": [{"id": "d-a", "company_id": "co-a", "name": "A"}, {"id": "d-a1", "company_id": "co-a1", "name": "A1"},
-             {"id": "d-other", "company_id": "co-other", "name": "Other"}],
- "mno_integrations": [{"id": "m-root", "company_id": "co-root", "name": "R"}, {"id": "m-a1", "company_id": "co-a1", "name": "A1"},
-                      {"id": "m-other", "company_id": "co-other", "name": "O"}]
-}`
+// batchFixtures: a tree co-root > co-a > co-a1 and a separate co-other;
+// u-root may create SIMs on the whole tree, u-a1 on co-a1 only, u-none
+// nowhere; a device and an MNO integration at several levels.
+func batchFixtures() *repo.Fixtures {
+	f := &repo.Fixtures{}
+	return f.Company("co-root", "").Company("co-a", "co-root").Company("co-a1", "co-a").Company("co-other", "").
+		User("u-root").User("u-a1").User("u-none").
+		Grant("u-root", "co-root", domain.PermissionCreateSIM).Grant("u-a1", "co-a1", domain.PermissionCreateSIM).
+		Device("d-a", "co-a").Device("d-a1", "co-a1").Device("d-other", "co-other").
+		MNOIntegration("m-root", "co-root").MNOIntegration("m-a1", "co-a1").MNOIntegration("m-other", "co-other")
+}
 
 // mixedEnvelopes is a batch with every outcome and the tricky orders: a
 // command id twice, an ICCID wanted by a command that fails its checks and
 // then by one that passes, an ICCID wanted by three, an ICCID stored before.
 func mixedEnvelopes() []domain.Envelope {
 	ic := func(n int) string { return fmt.Sprintf("8949%015d", n) }
-	bodies := []string{}
-	add := func(id, actor string, sim map[string]any) {
-		b, _ := json.Marshal(map[string]any{"command_id": id, "actor_id": actor, "sim": sim})
-		bodies = append(bodies, string(b))
+	var cmds []testfactory.Command
+	add := func(id, actor, device string, iccid string, mno ...string) *testfactory.Command {
+		c := testfactory.Command{ID: id, Actor: actor, Sim: testfactory.Sim{DeviceID: device, ICCID: iccid}}
+		if len(mno) > 0 {
+			c.Sim.MNOIntegrationID = &mno[0]
+		}
+		cmds = append(cmds, c)
+		return &cmds[len(cmds)-1]
 	}
-	add("ok-1", "u-root", map[string]any{"device_id": "d-a", "iccid": ic(1)})
-	add("ok-2", "u-a1", map[string]any{"device_id": "d-a1", "iccid": ic(2), "mno_integration_id": "m-root", "status": "active",
-		"sim_metadata": map[string]any{"n": json.Number("12345678901234567890")}})
-	add("bad-arg", "u-root", map[string]any{"device_id": "d-a", "iccid": "1"})
-	add("no-actor", "", map[string]any{"device_id": "d-a", "iccid": ic(3)})
-	add("no-device", "u-root", map[string]any{"device_id": "d-none", "iccid": ic(4)})
-	add("no-grant", "u-none", map[string]any{"device_id": "d-a", "iccid": ic(5)})
-	add("grant-below", "u-a1", map[string]any{"device_id": "d-a", "iccid": ic(6)})
-	add("bad-mno", "u-root", map[string]any{"device_id": "d-a", "iccid": ic(7), "mno_integration_id": "m-other"})
-	add("mno-below", "u-root", map[string]any{"device_id": "d-a", "iccid": ic(8), "mno_integration_id": "m-a1"})
-	add("taken-before", "u-root", map[string]any{"device_id": "d-a", "iccid": ic(99)})
-	add("clash-fails-first", "u-none", map[string]any{"device_id": "d-a", "iccid": ic(10)})
-	add("clash-wins", "u-root", map[string]any{"device_id": "d-a", "iccid": ic(10)})
-	add("clash-loses", "u-root", map[string]any{"device_id": "d-a1", "iccid": ic(10)})
-	add("ok-1", "u-root", map[string]any{"device_id": "d-a", "iccid": ic(11)}) // same command id, new payload
-	add("three-1", "u-root", map[string]any{"device_id": "d-a", "iccid": ic(12)})
-	add("three-2", "u-root", map[string]any{"device_id": "d-a", "iccid": ic(12), "mno_integration_id": "m-other"})
-	add("three-3", "u-root", map[string]any{"device_id": "d-a1", "iccid": ic(12)})
-	add("three-4", "u-root", map[string]any{"device_id": "d-a1", "iccid": ic(12)})
-	add("decided-before", "u-root", map[string]any{"device_id": "d-a", "iccid": ic(13)})
+	add("ok-1", "u-root", "d-a", ic(1))
+	ok2 := add("ok-2", "u-a1", "d-a1", ic(2), "m-root")
+	ok2.Sim.Status, ok2.Sim.Metadata = testfactory.Ptr("active"), json.RawMessage(`{"n":12345678901234567890}`)
+	add("bad-arg", "u-root", "d-a", "1")
+	add("no-actor", "u-root", "d-a", ic(3)).Extra = map[string]any{"actor_id": ""}
+	add("no-device", "u-root", "d-none", ic(4))
+	add("no-grant", "u-none", "d-a", ic(5))
+	add("grant-below", "u-a1", "d-a", ic(6))
+	add("bad-mno", "u-root", "d-a", ic(7), "m-other")
+	add("mno-below", "u-root", "d-a", ic(8), "m-a1")
+	add("taken-before", "u-root", "d-a", ic(99))
+	add("clash-fails-first", "u-none", "d-a", ic(10))
+	add("clash-wins", "u-root", "d-a", ic(10))
+	add("clash-loses", "u-root", "d-a1", ic(10))
+	add("ok-1", "u-root", "d-a", ic(11)) // same command id, new payload
+	add("three-1", "u-root", "d-a", ic(12))
+	add("three-2", "u-root", "d-a", ic(12), "m-other")
+	add("three-3", "u-root", "d-a1", ic(12))
+	add("three-4", "u-root", "d-a1", ic(12))
+	add("decided-before", "u-root", "d-a", ic(13))
+	bodies := make([][]byte, len(cmds))
+	for i, c := range cmds {
+		bodies[i] = c.Body()
+	}
 	envs := make([]domain.Envelope, len(bodies))
 	for i, b := range bodies {
-		envs[i] = domain.ParseCommand([]byte(b))
+		envs[i] = domain.ParseCommand(b)
 	}
 	return envs
 }
@@ -67,7 +76,7 @@ func mixedEnvelopes() []domain.Envelope {
 // ...99) and one command decided before.
 func prepared(t *testing.T) (*pgxpool.Pool, *repo.Store) {
 	pool, _ := repotest.NewDB(t)
-	repotest.LoadFixtures(t, pool, batchFixtures)
+	repotest.Load(t, pool, batchFixtures())
 	store := repo.NewStore(pool, "")
 	for _, b := range []string{
 		`{"command_id":"earlier","actor_id":"u-root","sim":{"device_id":"d-a","iccid":"8949000000000000099"}}`,

@@ -36,12 +36,14 @@ type Sim struct {
 }
 
 // Command is a Create-SIM command. Zero fields take the defaults: command id
-// c-N (fresh), actor u-alice. NoActor leaves actor_id out.
+// c-N (fresh), actor u-alice. NoActor leaves actor_id out; Extra members of
+// the envelope (an empty actor_id, say) are added as given and win.
 type Command struct {
 	ID      string
 	Actor   string
 	NoActor bool
 	Sim     Sim
+	Extra   map[string]any
 }
 
 // Ptr is &v, for the optional fields.
@@ -84,6 +86,9 @@ func (c Command) Body() []byte {
 	body := map[string]any{"command_id": c.ID, "sim": sim}
 	if !c.NoActor {
 		body["actor_id"] = c.Actor
+	}
+	for k, v := range c.Extra {
+		body[k] = v
 	}
 	b, err := json.Marshal(body)
 	if err != nil {
