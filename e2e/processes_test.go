@@ -3,7 +3,6 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"testing"
@@ -15,6 +14,7 @@ import (
 	"simworker/consumer"
 	"simworker/deploy"
 	"simworker/internal/devstack"
+	"simworker/internal/testfactory"
 	"simworker/repo"
 )
 
@@ -65,8 +65,7 @@ func TestTwoProcessesExactlyOneOutcomeEach(t *testing.T) {
 		if i%17 == 0 {
 			actor = "u-bob"
 		}
-		body, _ := json.Marshal(map[string]any{"command_id": fmt.Sprintf("p-%d", i), "actor_id": actor,
-			"sim": map[string]any{"device_id": "d-1", "iccid": fmt.Sprintf("89440000%011d", i/2)}})
+		body := testfactory.Command{ID: fmt.Sprintf("p-%d", i), Actor: actor, Sim: testfactory.Sim{ICCID: fmt.Sprintf("89440000%011d", i/2)}}.Body()
 		if _, err := w.js.PublishAsync(client.CreateSubject, body, jetstream.WithMsgID(fmt.Sprintf("p-%d", i))); err != nil {
 			t.Fatal(err)
 		}
