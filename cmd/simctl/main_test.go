@@ -50,11 +50,5 @@ func TestFixturesLoadErrors(t *testing.T) {
 }
 
 func TestEverySettingIsDocumented(t *testing.T) {
-	commands := map[string]func() error{}
-	for _, args := range [][]string{{"publish"}, {"replay"}, {"events", "republish"}, {"tail"}, {"status"}, {"fixtures", "load"}} {
-		commands[strings.Join(args, " ")] = func() error {
-			return dispatch(context.Background(), append(args, "--help"), &bytes.Buffer{}, &bytes.Buffer{})
-		}
-	}
-	clitest.Documented(t, "../../README.md", commands)
+	clitest.Documented(t, "../../README.md", dispatch, commands())
 }
