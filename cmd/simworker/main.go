@@ -166,6 +166,7 @@ func runCmd(ctx context.Context, cfg *runConfig, _ []string, _, stderr io.Writer
 		return err
 	}
 	defer func() { _ = log.Sync() }()
+	log.Info("settings", cli.Fields(cfg)...)
 
 	// SIM_CPU_PROFILE (undocumented in --help: a tool for make bench) writes
 	// a CPU profile of the whole run.
@@ -338,6 +339,7 @@ func devCmd(ctx context.Context, cfg *devConfig, _ []string, stdout, stderr io.W
 		return err
 	}
 	defer func() { _ = log.Sync() }()
+	log.Info("settings", cli.Fields(cfg)...)
 
 	dir, err := filepath.Abs(cfg.DataDir)
 	if err != nil {

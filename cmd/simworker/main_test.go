@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"strings"
 	"sync"
@@ -73,7 +74,8 @@ func TestDatabaseURLNeverEchoed(t *testing.T) {
 }
 
 // TestNoSecretInLogs: with both dependencies unreachable the worker logs
-// while it waits for them, and never prints a password or token.
+// its settings and then while it waits for them, and never prints a
+// password or token: the settings show them masked.
 func TestNoSecretInLogs(t *testing.T) {
 	var buf syncBuffer
 	t.Setenv("NATS_URL", "nats://natsuser:nats-s3cret@127.0.0.1:1")
@@ -86,6 +88,26 @@ func TestNoSecretInLogs(t *testing.T) {
 	out := buf.String()
 	if !strings.Contains(out, "waiting for dependencies") {
 		t.Fatalf("expected start-up warnings, got: %s", out)
+	}
+	var settings map[string]any
+	for _, line := range strings.Split(out, "\n") {
+		if strings.Contains(line, `"msg":"settings"`) {
+			if err := json.Unmarshal([]byte(line), &settings); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for k, want := range map[string]string{
+		"NATS_URL":       "nats://natsuser:***@127.0.0.1:1",
+		"NATS_TOKEN":     "***",
+		"NATS_PASSWORD":  "",
+		"DATABASE_URL":   "postgres://pguser:***@127.0.0.1:1/db?sslmode=disable&connect_timeout=1",
+		"SIM_BATCH_SIZE": "500",
+		"SIM_HTTP_ADDR":  "127.0.0.1:0",
+	} {
+		if settings[k] != want {
+			t.Errorf("settings line: %s = %v, want %q (line: %v)", k, settings[k], want, settings)
+		}
 	}
 	for _, secret := range []string{"nats-s3cret", "tok-s3cret", "pg-s3cret"} {
 		if strings.Contains(out, secret) {

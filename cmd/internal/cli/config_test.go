@@ -155,6 +155,40 @@ func TestHelp(t *testing.T) {
 	}
 }
 
+func TestSecretsMasked(t *testing.T) {
+	t.Parallel()
+	cfg, _, err := load(t, map[string]string{"T_URL": "x://me:pw-s3cret@h:1/db?a=1", "T_TOKEN": "tok-s3cret"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, f := range Fields(cfg) {
+		got[f.Key] = f.String
+	}
+	want := map[string]string{"T_URL": "x://me:***@h:1/db?a=1", "T_TOKEN": "***", "T_NAME": "anon", "T_SIZE": "5",
+		"T_EVERY": "30s", "-wait": "false", "-limit": "0", "-choice": ""}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s = %q, want %q", k, got[k], v)
+		}
+	}
+	if len(got) != len(want) {
+		t.Errorf("fields: %v", got)
+	}
+	// A secret that fails to parse is not echoed either.
+	var sc struct {
+		Port secretPort `env:"T_PORT" flag:"port" secret:"true" help:"a secret port"`
+	}
+	_, err = bind("prog test", "", &sc).load(nil, map[string]string{"T_PORT": "s3cret"}, io.Discard)
+	if err == nil || strings.Contains(err.Error(), "s3cret") || !strings.Contains(err.Error(), `T_PORT (-port): "***"`) {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+type secretPort int
+
+func (p *secretPort) UnmarshalText(b []byte) error { return errors.New("is not a port") }
+
 func TestMask(t *testing.T) {
 	t.Parallel()
 	for _, tt := range []struct{ kind, in, want string }{

@@ -2,9 +2,27 @@ package cli
 
 import (
 	"net/url"
+	"reflect"
 	"regexp"
 	"strings"
+
+	"go.uber.org/zap"
 )
+
+// Fields are the settings of cfg (a pointer to a configuration) for a log
+// line, keyed by environment variable (by flag for a flag-only setting),
+// secrets masked.
+func Fields(cfg any) []zap.Field {
+	var fields []zap.Field
+	for _, s := range settings(reflect.ValueOf(cfg).Elem()) {
+		key := s.env
+		if key == "" {
+			key = "-" + s.flag
+		}
+		fields = append(fields, zap.String(key, s.shown(s.text())))
+	}
+	return fields
+}
 
 const masked = "***"
 
