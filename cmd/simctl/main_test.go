@@ -52,3 +52,9 @@ func TestFixturesLoadErrors(t *testing.T) {
 func TestEverySettingIsDocumented(t *testing.T) {
 	clitest.Documented(t, "../../README.md", dispatch, commands())
 }
+
+// TestHelpListsEveryFlag: each command's --help lists every flag its flag
+// set has.
+func TestHelpListsEveryFlag(t *testing.T) {
+	clitest.EveryFlagListed(t, dispatch, commands())
+}

@@ -138,3 +138,9 @@ func (s *syncBuffer) String() string {
 func TestEverySettingIsDocumented(t *testing.T) {
 	clitest.Documented(t, "../../README.md", dispatch, commands())
 }
+
+// TestHelpListsEveryFlag: each command's --help lists every flag its flag
+// set has.
+func TestHelpListsEveryFlag(t *testing.T) {
+	clitest.EveryFlagListed(t, dispatch, commands())
+}

@@ -1,4 +1,5 @@
-// Package clitest checks that a program's settings are documented.
+// Package clitest checks that a program's --help lists every flag of each
+// command and that the README documents every setting.
 package clitest
 
 import (
@@ -26,6 +27,29 @@ func Help(t *testing.T, run Run, c cli.Command) string {
 		t.Fatalf("%s --help: %v", c.Name, err)
 	}
 	return out.String() + errOut.String()
+}
+
+// EveryFlagListed fails the test for every flag of each command's flag set
+// that the command's --help does not list, with its environment variable
+// (or "no environment variable"), its default (or "required") and its help.
+func EveryFlagListed(t *testing.T, run Run, commands []cli.Command) {
+	t.Helper()
+	for _, c := range commands {
+		help := Help(t, run, c)
+		n := 0
+		c.FlagSet().VisitAll(func(f *flag.Flag) {
+			n++
+			line := regexp.MustCompile(`(?m)^  -` + regexp.QuoteMeta(f.Name) +
+				`(, [A-Z][A-Z0-9_]*  \((required|default .+)\)|  \(no environment variable; default .+\))\n      ` +
+				regexp.QuoteMeta(f.Usage) + `$`)
+			if !line.MatchString(help) {
+				t.Errorf("%s --help does not list -%s with its environment variable, default and help:\n%s", c.Name, f.Name, help)
+			}
+		})
+		if n == 0 {
+			t.Errorf("%s has no flags", c.Name)
+		}
+	}
 }
 
 var settingLine = regexp.MustCompile(`(?m)^  -[a-z-]+, ([A-Z][A-Z0-9_]*)  \((required|default .*)\)$`)
