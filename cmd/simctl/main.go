@@ -52,38 +52,40 @@ type usageError string
 
 func (e usageError) Error() string { return string(e) }
 
+// commands are simctl's commands, each with its configuration.
+func commands() []cli.Command {
+	return []cli.Command{
+		cli.NewCommand("simctl fixtures load", "simctl fixtures load FILE.json: upsert reference data; loading the same file twice changes nothing.", fixturesLoad),
+		cli.NewCommand("simctl publish", "simctl publish [--wait] FILE.ndjson|-: publish one command envelope per line, Nats-Msg-Id = command_id.", publishCmd),
+		cli.NewCommand("simctl replay", "simctl replay --from-seq N [--to-seq M] | --since DURATION|TIME [--wait]: re-run a range of SIM_COMMANDS through the worker.", replayCmd),
+		cli.NewCommand("simctl events republish", "simctl events republish --since DURATION|TIME | --commands FILE: re-emit stored outcomes with their original event ids.", republishCmd),
+		cli.NewCommand("simctl tail", "simctl tail [--json] [--type created|rejected] [--command ID] [--since D|TIME]: follow sim.created / sim.rejected events.", tailCmd),
+		cli.NewCommand("simctl status", "simctl status: streams, the simworker consumer, and (with DATABASE_URL) stored outcomes by code.", statusCmd),
+	}
+}
+
+// dispatch runs the command args names, writing to out and errOut.
 func dispatch(ctx context.Context, args []string, out, errOut io.Writer) error {
 	if len(args) == 0 {
 		return usageError("no command given")
 	}
-	switch {
-	case args[0] == "-h" || args[0] == "--help" || args[0] == "help":
+	if args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		fmt.Fprint(out, usage)
 		return nil
-	case args[0] == "fixtures" && len(args) > 1 && args[1] == "load":
-		return fixturesLoad(ctx, args[2:], out)
-	case args[0] == "publish":
-		return publishCmd(ctx, args[1:], out, errOut)
-	case args[0] == "replay":
-		return replayCmd(ctx, args[1:], out, errOut)
-	case args[0] == "events" && len(args) > 1 && args[1] == "republish":
-		return republishCmd(ctx, args[2:], out, errOut)
-	case args[0] == "tail":
-		return tailCmd(ctx, args[1:], out, errOut)
-	case args[0] == "status":
-		return statusCmd(ctx, args[1:], out, errOut)
 	}
-	return usageError(fmt.Sprintf("unknown command %q", args[0]))
+	c, rest, ok := cli.Find(commands(), args)
+	if !ok {
+		return usageError(fmt.Sprintf("unknown command %q", args[0]))
+	}
+	return c.Run(ctx, rest, out, errOut)
 }
 
-func fixturesLoad(ctx context.Context, args []string, out io.Writer) error {
-	s := cli.New("simctl fixtures load", "simctl fixtures load FILE.json: upsert reference data; loading the same file twice changes nothing.")
-	dbURL := s.Required("database-url", "DATABASE_URL", "PostgreSQL URL")
-	s.Secret()
-	if err := s.Parse(args); err != nil {
-		return err
-	}
-	rest := s.FlagSet().Args()
+// fixturesConfig is the configuration of simctl fixtures load.
+type fixturesConfig struct {
+	Database cli.Database
+}
+
+func fixturesLoad(ctx context.Context, cfg *fixturesConfig, rest []string, out, _ io.Writer) error {
 	if len(rest) != 1 {
 		return usageError("fixtures load takes exactly one FILE ('-' for standard input)")
 	}
@@ -103,7 +105,7 @@ func fixturesLoad(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", rest[0], err)
 	}
-	pool, err := repo.Open(ctx, *dbURL)
+	pool, err := repo.Open(ctx, cfg.Database.URL)
 	if err != nil {
 		return err
 	}

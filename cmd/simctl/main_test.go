@@ -50,11 +50,11 @@ func TestFixturesLoadErrors(t *testing.T) {
 }
 
 func TestEverySettingIsDocumented(t *testing.T) {
-	commands := map[string]func() error{}
-	for _, args := range [][]string{{"publish"}, {"replay"}, {"events", "republish"}, {"tail"}, {"status"}, {"fixtures", "load"}} {
-		commands[strings.Join(args, " ")] = func() error {
-			return dispatch(context.Background(), append(args, "--help"), &bytes.Buffer{}, &bytes.Buffer{})
-		}
-	}
-	clitest.Documented(t, "../../README.md", commands)
+	clitest.Documented(t, "../../README.md", dispatch, commands())
+}
+
+// TestHelpListsEveryFlag: each command's --help lists every flag its flag
+// set has.
+func TestHelpListsEveryFlag(t *testing.T) {
+	clitest.EveryFlagListed(t, dispatch, commands())
 }

@@ -22,26 +22,24 @@ import (
 // outcome (invalid lines, publish failures, missing outcomes).
 var errIncomplete = errors.New("not every line got an outcome (see the report)")
 
-// waitSettings are shared by publish and replay.
-type waitSettings struct {
-	wait              *bool
-	report, format    *string
-	idle, maxInflight *string
+// waitConfig are the settings shared by publish and replay.
+type waitConfig struct {
+	Report      string        `env:"SIMCTL_REPORT" envDefault:"-" flag:"report" help:"with --wait: where the report goes ('-' is standard output)"`
+	Format      string        `env:"SIMCTL_FORMAT" envDefault:"csv" flag:"format" help:"report format: csv or ndjson"`
+	WaitTimeout time.Duration `env:"SIMCTL_WAIT_TIMEOUT" envDefault:"60s" flag:"wait-timeout" help:"with --wait: give up when no outcome arrived for this long"`
+	MaxInflight int           `env:"SIMCTL_MAX_INFLIGHT" envDefault:"1000" flag:"max-inflight" help:"most publishes awaiting JetStream's acknowledgement"`
+	Wait        bool          `flag:"wait" help:"wait for every outcome and write a report"`
 }
 
-func declareWait(s *cli.Settings) *waitSettings {
-	w := &waitSettings{
-		report:      s.String("report", "SIMCTL_REPORT", "-", "with --wait: where the report goes ('-' is standard output)"),
-		format:      s.String("format", "SIMCTL_FORMAT", "csv", "report format: csv or ndjson"),
-		idle:        s.String("wait-timeout", "SIMCTL_WAIT_TIMEOUT", "60s", "with --wait: give up when no outcome arrived for this long"),
-		maxInflight: s.String("max-inflight", "SIMCTL_MAX_INFLIGHT", "1000", "most publishes awaiting JetStream's acknowledgement"),
-	}
-	w.wait = s.FlagSet().Bool("wait", false, "wait for every outcome and write a report")
-	return w
+// Validate checks the report format and the bounds.
+func (w *waitConfig) Validate(c *cli.Check) {
+	c.OneOf(&w.Format, "csv", "ndjson")
+	c.NotNegative(&w.WaitTimeout)
+	c.Positive(&w.MaxInflight)
 }
 
-// session is a NATS connection for a simctl command.
-func connect(n *cli.NATS, stderr io.Writer) (*nats.Conn, jetstream.JetStream, error) {
+// connect is a NATS connection for a simctl command.
+func connect(n cli.NATS, stderr io.Writer) (*nats.Conn, jetstream.JetStream, error) {
 	log, _ := cli.Logger("warn", stderr)
 	nc, err := n.Connect("simctl", log)
 	if err != nil {
@@ -57,33 +55,22 @@ func connect(n *cli.NATS, stderr io.Writer) (*nats.Conn, jetstream.JetStream, er
 
 // run publishes what feed produces, then (with --wait) waits for the outcomes
 // and writes the report and summary.
-func (w *waitSettings) run(ctx context.Context, js jetstream.JetStream, stdout, stderr io.Writer, refName, what string,
+func (w *waitConfig) run(ctx context.Context, js jetstream.JetStream, stdout, stderr io.Writer, refName, what string,
 	total int64, feed func(t *tracker, pub *publisher) error) error {
-	idle, err := cli.Duration("SIMCTL_WAIT_TIMEOUT", *w.idle)
-	if err != nil {
-		return err
-	}
-	inflight, err := cli.Int("SIMCTL_MAX_INFLIGHT", *w.maxInflight)
-	if err != nil {
-		return err
-	}
-	if *w.format != "csv" && *w.format != "ndjson" {
-		return fmt.Errorf("SIMCTL_FORMAT: %q is not csv or ndjson", *w.format)
-	}
 	if _, err := consumer.Setup(ctx, js, consumer.StreamConfig{}); err != nil {
 		return err
 	}
 	t := newTracker()
 	started := time.Now()
 	prog := newProgress(stderr, total, what)
-	pub := newPublisher(js, t, inflight, prog)
+	pub := newPublisher(js, t, w.MaxInflight, prog)
 	ferr := feed(t, pub)
 	pub.wait()
 	prog.finish()
 	if ferr != nil {
 		return ferr
 	}
-	if !*w.wait {
+	if !w.Wait {
 		sum, _ := t.summary()
 		fmt.Fprintf(stderr, "published; %s (run with --wait for outcomes)\n", sum)
 		return nil
@@ -98,18 +85,18 @@ func (w *waitSettings) run(ctx context.Context, js jetstream.JetStream, stdout, 
 	if n := t.pending(); n > 0 {
 		fmt.Fprintf(stderr, "waiting for %d outcomes...\n", n)
 	}
-	t.wait(ctx, idle)
+	t.wait(ctx, w.WaitTimeout)
 	t.finish()
 	out := stdout
-	if *w.report != "-" {
-		f, err := os.Create(*w.report)
+	if w.Report != "-" {
+		f, err := os.Create(w.Report)
 		if err != nil {
 			return err
 		}
 		defer f.Close()
 		out = f
 	}
-	if err := t.writeReport(out, *w.format, refName); err != nil {
+	if err := t.writeReport(out, w.Format, refName); err != nil {
 		return err
 	}
 	sum, complete := t.summary()
@@ -120,14 +107,13 @@ func (w *waitSettings) run(ctx context.Context, js jetstream.JetStream, stdout, 
 	return nil
 }
 
-func publishCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	s := cli.New("simctl publish", "simctl publish [--wait] FILE.ndjson|-: publish one command envelope per line, Nats-Msg-Id = command_id.")
-	n := cli.DeclareNATS(s, true)
-	w := declareWait(s)
-	if err := s.Parse(args); err != nil {
-		return err
-	}
-	rest := s.FlagSet().Args()
+// publishConfig is the configuration of simctl publish.
+type publishConfig struct {
+	NATS cli.NATS
+	Wait waitConfig
+}
+
+func publishCmd(ctx context.Context, cfg *publishConfig, rest []string, stdout, stderr io.Writer) error {
 	if len(rest) != 1 {
 		return usageError("publish takes exactly one FILE ('-' for standard input)")
 	}
@@ -136,12 +122,12 @@ func publishCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	defer in.Close()
-	nc, js, err := connect(n, stderr)
+	nc, js, err := connect(cfg.NATS, stderr)
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	return w.run(ctx, js, stdout, stderr, "line", "published", total, func(t *tracker, pub *publisher) error {
+	return cfg.Wait.run(ctx, js, stdout, stderr, "line", "published", total, func(t *tracker, pub *publisher) error {
 		sc := bufio.NewScanner(in)
 		sc.Buffer(make([]byte, 0, 1<<20), 8<<20)
 		line := int64(0)

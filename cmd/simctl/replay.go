@@ -16,6 +16,17 @@ import (
 	"simworker/domain"
 )
 
+// replayConfig is the configuration of simctl replay.
+type replayConfig struct {
+	NATS    cli.NATS
+	Wait    waitConfig
+	FromSeq uint64 `flag:"from-seq" help:"first stream sequence of SIM_COMMANDS to replay"`
+	ToSeq   uint64 `flag:"to-seq" help:"last stream sequence to replay (default: the last one when the replay starts)"`
+	Since   string `flag:"since" help:"replay commands stored since this long ago (e.g. 90m) or this RFC 3339 time"`
+	RunID   string `flag:"run-id" help:"id of this replay (default: a new one); repeating a replay with the same id inside the duplicate window publishes nothing twice"`
+	DryRun  bool   `flag:"dry-run" help:"list what would be replayed, publish nothing"`
+}
+
 // replayCmd re-runs a range of SIM_COMMANDS through the worker.
 //
 // JetStream drops a publish whose Nats-Msg-Id it saw inside the duplicate
@@ -25,32 +36,22 @@ import (
 // The worker then finds each command's stored outcome and re-publishes it
 // unchanged; a body without a command id gets the event of its original
 // position. Nothing is created twice.
-func replayCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	s := cli.New("simctl replay", "simctl replay --from-seq N [--to-seq M] | --since DURATION|TIME [--wait]: re-run a range of SIM_COMMANDS through the worker.")
-	n := cli.DeclareNATS(s, true)
-	w := declareWait(s)
-	from := s.FlagSet().Uint64("from-seq", 0, "first stream sequence of SIM_COMMANDS to replay")
-	to := s.FlagSet().Uint64("to-seq", 0, "last stream sequence to replay (default: the last one when the replay starts)")
-	since := s.FlagSet().String("since", "", "replay commands stored since this long ago (e.g. 90m) or this RFC 3339 time")
-	runID := s.FlagSet().String("run-id", "", "id of this replay (default: a new one); repeating a replay with the same id inside the duplicate window publishes nothing twice")
-	dry := s.FlagSet().Bool("dry-run", false, "list what would be replayed, publish nothing")
-	if err := s.Parse(args); err != nil {
-		return err
-	}
-	if (*from == 0) == (*since == "") {
+func replayCmd(ctx context.Context, cfg *replayConfig, _ []string, stdout, stderr io.Writer) error {
+	if (cfg.FromSeq == 0) == (cfg.Since == "") {
 		return usageError("replay needs exactly one of --from-seq and --since")
 	}
 	var startTime time.Time
-	if *since != "" {
+	if cfg.Since != "" {
 		var err error
-		if startTime, err = parseSince(*since); err != nil {
+		if startTime, err = parseSince(cfg.Since); err != nil {
 			return err
 		}
 	}
-	if *runID == "" {
-		*runID = uuid.Must(uuid.NewV7()).String()
+	runID := cfg.RunID
+	if runID == "" {
+		runID = uuid.Must(uuid.NewV7()).String()
 	}
-	nc, js, err := connect(n, stderr)
+	nc, js, err := connect(cfg.NATS, stderr)
 	if err != nil {
 		return err
 	}
@@ -64,24 +65,24 @@ func replayCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	last := info.State.LastSeq // copies appended by this replay come after it: never replayed again
-	if *to != 0 && *to < last {
-		last = *to
+	if cfg.ToSeq != 0 && cfg.ToSeq < last {
+		last = cfg.ToSeq
 	}
-	if *from != 0 && *from > last {
-		return fmt.Errorf("--from-seq %d is past the last sequence %d", *from, last)
+	if cfg.FromSeq != 0 && cfg.FromSeq > last {
+		return fmt.Errorf("--from-seq %d is past the last sequence %d", cfg.FromSeq, last)
 	}
-	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{client.CreateSubject}}
-	if *from != 0 {
-		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, *from
+	occ := jetstream.OrderedConsumerConfig{FilterSubjects: []string{client.CreateSubject}}
+	if cfg.FromSeq != 0 {
+		occ.DeliverPolicy, occ.OptStartSeq = jetstream.DeliverByStartSequencePolicy, cfg.FromSeq
 	} else {
-		cfg.DeliverPolicy, cfg.OptStartTime = jetstream.DeliverByStartTimePolicy, &startTime
+		occ.DeliverPolicy, occ.OptStartTime = jetstream.DeliverByStartTimePolicy, &startTime
 	}
-	oc, err := js.OrderedConsumer(ctx, client.CommandsStream, cfg)
+	oc, err := js.OrderedConsumer(ctx, client.CommandsStream, occ)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stderr, "replay %s: SIM_COMMANDS up to sequence %d\n", *runID, last)
-	return w.run(ctx, js, stdout, stderr, "seq", "replayed", -1, func(t *tracker, pub *publisher) error {
+	fmt.Fprintf(stderr, "replay %s: SIM_COMMANDS up to sequence %d\n", runID, last)
+	return cfg.Wait.run(ctx, js, stdout, stderr, "seq", "replayed", -1, func(t *tracker, pub *publisher) error {
 		for {
 			msgs, err := oc.Fetch(500, jetstream.FetchMaxWait(2*time.Second))
 			if err != nil {
@@ -100,13 +101,13 @@ func replayCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 				}
 				env := domain.ParseCommand(m.Data())
 				r := &row{Ref: int64(seq), CommandID: env.CommandID}
-				if *dry {
+				if cfg.DryRun {
 					r.Outcome = "would_replay"
 					t.add(r, "")
 					continue
 				}
 				t.add(r, client.PositionEventID(meta.Stream, seq))
-				msg := client.CommandMsg(m.Data(), "replay:"+*runID+":"+strconv.FormatUint(seq, 10))
+				msg := client.CommandMsg(m.Data(), "replay:"+runID+":"+strconv.FormatUint(seq, 10))
 				msg.Header.Set(client.HeaderOrigStream, meta.Stream)
 				msg.Header.Set(client.HeaderOrigSeq, strconv.FormatUint(seq, 10))
 				msg.Header.Set(client.HeaderOrigTime, meta.Timestamp.UTC().Format(time.RFC3339Nano))

@@ -18,40 +18,39 @@ import (
 // downstream that lost events or an events stream that lost data. PostgreSQL
 // is the system of record; inside the duplicate window JetStream drops the
 // events it still has.
-func republishCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	s := cli.New("simctl events republish", "simctl events republish --since DURATION|TIME | --commands FILE: re-emit stored outcomes with their original event ids.")
-	n := cli.DeclareNATS(s, true)
-	dbURL := s.Required("database-url", "DATABASE_URL", "PostgreSQL URL")
-	s.Secret()
-	since := s.FlagSet().String("since", "", "outcomes stored since this long ago (e.g. 24h) or this RFC 3339 time")
-	commands := s.FlagSet().String("commands", "", "file of command ids, one per line (a command envelope per line works too; '-' is standard input)")
-	if err := s.Parse(args); err != nil {
-		return err
-	}
-	if (*since == "") == (*commands == "") {
+// republishConfig is the configuration of simctl events republish.
+type republishConfig struct {
+	NATS     cli.NATS
+	Database cli.Database
+	Since    string `flag:"since" help:"outcomes stored since this long ago (e.g. 24h) or this RFC 3339 time"`
+	Commands string `flag:"commands" help:"file of command ids, one per line (a command envelope per line works too; '-' is standard input)"`
+}
+
+func republishCmd(ctx context.Context, cfg *republishConfig, _ []string, stdout, stderr io.Writer) error {
+	if (cfg.Since == "") == (cfg.Commands == "") {
 		return usageError("events republish needs exactly one of --since and --commands")
 	}
 	var (
 		from time.Time
 		ids  []string
 	)
-	if *since != "" {
+	if cfg.Since != "" {
 		var err error
-		if from, err = parseSince(*since); err != nil {
+		if from, err = parseSince(cfg.Since); err != nil {
 			return err
 		}
 	} else {
 		var err error
-		if ids, err = readCommandIDs(*commands); err != nil {
+		if ids, err = readCommandIDs(cfg.Commands); err != nil {
 			return err
 		}
 	}
-	pool, err := repo.Open(ctx, *dbURL)
+	pool, err := repo.Open(ctx, cfg.Database.URL)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
-	nc, js, err := connect(n, stderr)
+	nc, js, err := connect(cfg.NATS, stderr)
 	if err != nil {
 		return err
 	}

@@ -14,15 +14,15 @@ import (
 
 // statusCmd shows the streams, the worker's consumer and, with DATABASE_URL,
 // the outcomes stored by code.
-func statusCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	s := cli.New("simctl status", "simctl status: streams, the simworker consumer, and (with DATABASE_URL) stored outcomes by code.")
-	n := cli.DeclareNATS(s, true)
-	dbURL := s.String("database-url", "DATABASE_URL", "", "PostgreSQL URL: adds the outcomes stored by code")
-	s.Secret()
-	if err := s.Parse(args); err != nil {
-		return err
-	}
-	nc, js, err := connect(n, stderr)
+// statusConfig is the configuration of simctl status. The database is
+// optional here, so it is not a cli.Database.
+type statusConfig struct {
+	NATS        cli.NATS
+	DatabaseURL string `env:"DATABASE_URL" flag:"database-url" secret:"url" help:"PostgreSQL URL: adds the outcomes stored by code"`
+}
+
+func statusCmd(ctx context.Context, cfg *statusConfig, _ []string, stdout, stderr io.Writer) error {
+	nc, js, err := connect(cfg.NATS, stderr)
 	if err != nil {
 		return err
 	}
@@ -46,8 +46,8 @@ func statusCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		i := c.CachedInfo()
 		fmt.Fprintf(w, "%s\t%d\t%d\t%d\t%d\t%d\n", consumer.DurableName, i.NumPending, i.NumAckPending, i.NumRedelivered, i.NumWaiting, i.AckFloor.Stream)
 	}
-	if *dbURL != "" {
-		pool, err := repo.Open(ctx, *dbURL)
+	if cfg.DatabaseURL != "" {
+		pool, err := repo.Open(ctx, cfg.DatabaseURL)
 		if err != nil {
 			return err
 		}

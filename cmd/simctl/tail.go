@@ -17,45 +17,48 @@ import (
 
 // tailCmd follows the outcome events, one readable line each (or the raw
 // CloudEvent with --json).
-func tailCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	s := cli.New("simctl tail", "simctl tail [--json] [--type created|rejected] [--command ID] [--since D|TIME]: follow sim.created / sim.rejected events.")
-	n := cli.DeclareNATS(s, true)
-	asJSON := s.FlagSet().Bool("json", false, "print each event's raw CloudEvent JSON")
-	typ := s.FlagSet().String("type", "", "only this type: created or rejected (sim.created / sim.rejected)")
-	command := s.FlagSet().String("command", "", "only the events of this command id")
-	since := s.FlagSet().String("since", "", "start this long ago (e.g. 10m) or at this RFC 3339 time; default: new events only")
-	all := s.FlagSet().Bool("all", false, "start at the first event in SIM_EVENTS")
-	count := s.FlagSet().Int("count", 0, "stop after this many events (0: follow until interrupted)")
-	if err := s.Parse(args); err != nil {
-		return err
-	}
-	switch *typ {
-	case "", domain.TypeCreated, domain.TypeRejected:
-	case "created", "rejected":
-		*typ = "sim." + *typ
+// tailConfig is the configuration of simctl tail.
+type tailConfig struct {
+	NATS    cli.NATS
+	JSON    bool   `flag:"json" help:"print each event's raw CloudEvent JSON"`
+	Type    string `flag:"type" help:"only this type: created or rejected (sim.created / sim.rejected)"`
+	Command string `flag:"command" help:"only the events of this command id"`
+	Since   string `flag:"since" help:"start this long ago (e.g. 10m) or at this RFC 3339 time; default: new events only"`
+	All     bool   `flag:"all" help:"start at the first event in SIM_EVENTS"`
+	Count   int    `flag:"count" help:"stop after this many events (0: follow until interrupted)"`
+}
+
+// Validate: --type is a type of outcome event.
+func (cfg *tailConfig) Validate(c *cli.Check) {
+	switch cfg.Type {
+	case "", "created", "rejected", domain.TypeCreated, domain.TypeRejected:
 	default:
-		return usageError(fmt.Sprintf("--type %q: use created or rejected", *typ))
+		c.Fail(&cfg.Type, "%q is not created or rejected", cfg.Type)
 	}
-	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{client.EventsSubject}, DeliverPolicy: jetstream.DeliverNewPolicy}
+}
+
+func tailCmd(ctx context.Context, cfg *tailConfig, _ []string, stdout, stderr io.Writer) error {
+	typ := strings.TrimPrefix(cfg.Type, "sim.")
+	occ := jetstream.OrderedConsumerConfig{FilterSubjects: []string{client.EventsSubject}, DeliverPolicy: jetstream.DeliverNewPolicy}
 	switch {
-	case *all:
-		cfg.DeliverPolicy = jetstream.DeliverAllPolicy
-	case *since != "":
-		t, err := parseSince(*since)
+	case cfg.All:
+		occ.DeliverPolicy = jetstream.DeliverAllPolicy
+	case cfg.Since != "":
+		t, err := parseSince(cfg.Since)
 		if err != nil {
 			return err
 		}
-		cfg.DeliverPolicy, cfg.OptStartTime = jetstream.DeliverByStartTimePolicy, &t
+		occ.DeliverPolicy, occ.OptStartTime = jetstream.DeliverByStartTimePolicy, &t
 	}
-	if *typ != "" {
-		cfg.FilterSubjects = []string{"sim.events." + strings.TrimPrefix(*typ, "sim.")}
+	if typ != "" {
+		occ.FilterSubjects = []string{"sim.events." + typ}
 	}
-	nc, js, err := connect(n, stderr)
+	nc, js, err := connect(cfg.NATS, stderr)
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	oc, err := js.OrderedConsumer(ctx, client.EventsStream, cfg)
+	oc, err := js.OrderedConsumer(ctx, client.EventsStream, occ)
 	if err != nil {
 		return fmt.Errorf("follow %s: %w", client.EventsStream, err)
 	}
@@ -73,16 +76,16 @@ func tailCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			if err != nil {
 				continue
 			}
-			if *command != "" && ev.CommandID != *command {
+			if cfg.Command != "" && ev.CommandID != cfg.Command {
 				continue
 			}
-			if *asJSON {
+			if cfg.JSON {
 				fmt.Fprintf(stdout, "%s\n", ev.Raw)
 			} else {
 				fmt.Fprintln(stdout, eventLine(ev))
 			}
 			seen++
-			if *count > 0 && seen >= *count {
+			if cfg.Count > 0 && seen >= cfg.Count {
 				return nil
 			}
 		}

@@ -49,9 +49,6 @@ Usage:
 Run 'simworker COMMAND --help' for the settings of a command.
 `
 
-// logOutput is where the programs log (tests capture it).
-var logOutput io.Writer = os.Stderr
-
 // defaultGCPercent is the garbage collector's target when GOGC is not set.
 // The worker's live heap is small (tens of MB) and it allocates per command,
 // so at Go's default of 100 the collector ran so often that it took about a
@@ -70,116 +67,106 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	var err error
-	switch os.Args[1] {
-	case "run":
-		err = runCmd(ctx, os.Args[2:])
-	case "dev":
-		err = devCmd(ctx, os.Args[2:])
-	case "migrate":
-		err = migrateCmd(ctx, os.Args[2:])
-	case "probe":
-		err = probeCmd(ctx, os.Args[2:])
-	case "-h", "--help", "help":
-		fmt.Print(usage)
-		return
-	default:
-		fmt.Fprintf(os.Stderr, "simworker: unknown command %q\n\n%s", os.Args[1], usage)
+	err := dispatch(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	var ue usageError
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+	case errors.As(err, &ue):
+		fmt.Fprintf(os.Stderr, "simworker: %s\n\n%s", ue, usage)
 		os.Exit(2)
-	}
-	if errors.Is(err, flag.ErrHelp) {
-		return
-	}
-	if err != nil {
+	default:
 		fmt.Fprintln(os.Stderr, "simworker:", err)
 		os.Exit(1)
 	}
 }
 
-// workerSettings are the settings shared by run and dev.
-type workerSettings struct {
-	source, batch, concurrency, ackWait, maxBackoff, retryWindow, poison, shutdown *string
-	replicas, dupWindow, logLevel, httpAddr                                        *string
-}
+type usageError string
 
-func declareWorker(s *cli.Settings, httpDefault string) *workerSettings {
-	return &workerSettings{
-		source:      s.String("source", "SIM_SOURCE", "simworker", "CloudEvents source attribute of published events"),
-		batch:       s.String("batch-size", "SIM_BATCH_SIZE", "500", "most commands decided in one transaction (a batch never waits to fill)"),
-		concurrency: s.String("concurrency", "SIM_CONCURRENCY", "2", "batches decided at once, each in its own transaction"),
-		ackWait:     s.String("ack-wait", "SIM_ACK_WAIT", "30s", "AckWait of the durable consumer when the worker creates it; in-flight work is kept alive every third of it"),
-		maxBackoff:  s.String("max-backoff", "SIM_MAX_BACKOFF", "30s", "cap of the wait between retries while NATS or PostgreSQL is down"),
-		retryWindow: s.String("retry-window", "SIM_RETRY_WINDOW", "15s", "how long a batch is retried in place during an outage before it is NAKed with a delay"),
-		poison:      s.String("poison-retries", "SIM_POISON_RETRIES", "3", "retries of a command that fails unexpectedly (not an outage) before it gets a 500 internal outcome"),
-		shutdown:    s.String("shutdown-timeout", "SIM_SHUTDOWN_TIMEOUT", "25s", "how long work in flight may take after SIGINT/SIGTERM"),
-		replicas:    s.String("stream-replicas", "SIM_STREAM_REPLICAS", "1", "replicas of the streams and consumer when the worker creates them (3 on a cluster)"),
-		dupWindow:   s.String("duplicate-window", "SIM_DUPLICATE_WINDOW", "2m", "JetStream duplicate window of the streams when the worker creates them"),
-		logLevel:    s.String("log-level", "SIM_LOG_LEVEL", "info", "debug, info, warn or error"),
-		httpAddr:    s.String("http-addr", "SIM_HTTP_ADDR", httpDefault, "address of /healthz, /readyz and /metrics (host:port; port 0 picks a free one; 'off' disables)"),
+func (e usageError) Error() string { return string(e) }
+
+// commands are simworker's commands, each with its configuration.
+func commands() []cli.Command {
+	return []cli.Command{
+		cli.NewCommand("simworker run", "simworker run: consume Create-SIM commands from JetStream and publish their outcomes.", runCmd),
+		cli.NewCommand("simworker dev", "simworker dev: in-process NATS with JetStream, a private PostgreSQL, demo data and the worker, in one process.", devCmd),
+		cli.NewCommand("simworker migrate", "simworker migrate: apply the database migrations and exit.", migrateCmd),
+		cli.NewCommand("simworker probe", "simworker probe: exit 0 when the URL answers 200 within 3 s (a container health check).", probeCmd),
 	}
 }
 
-func (ws *workerSettings) configs() (consumer.Config, consumer.StreamConfig, error) {
-	var (
-		c   consumer.Config
-		sc  consumer.StreamConfig
-		err error
-	)
-	c.Source = *ws.source
-	errs := []error{}
-	add := func(e error) { errs = append(errs, e) }
-	if c.BatchSize, err = cli.Int("SIM_BATCH_SIZE", *ws.batch); err != nil {
-		add(err)
+// dispatch runs the command args names, writing to stdout and stderr.
+func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		return usageError("no command given")
 	}
-	if c.Concurrency, err = cli.Int("SIM_CONCURRENCY", *ws.concurrency); err != nil {
-		add(err)
+	if args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprint(stdout, usage)
+		return nil
 	}
-	if c.AckWait, err = cli.Duration("SIM_ACK_WAIT", *ws.ackWait); err != nil {
-		add(err)
+	c, rest, ok := cli.Find(commands(), args)
+	if !ok {
+		return usageError(fmt.Sprintf("unknown command %q", args[0]))
 	}
-	if c.MaxBackoff, err = cli.Duration("SIM_MAX_BACKOFF", *ws.maxBackoff); err != nil {
-		add(err)
-	}
-	if c.RetryWindow, err = cli.Duration("SIM_RETRY_WINDOW", *ws.retryWindow); err != nil {
-		add(err)
-	}
-	if c.PoisonRetries, err = cli.Int("SIM_POISON_RETRIES", *ws.poison); err != nil {
-		add(err)
-	}
-	if c.ShutdownTimeout, err = cli.Duration("SIM_SHUTDOWN_TIMEOUT", *ws.shutdown); err != nil {
-		add(err)
-	}
-	if sc.Replicas, err = cli.Int("SIM_STREAM_REPLICAS", *ws.replicas); err != nil {
-		add(err)
-	}
-	if sc.DuplicateWindow, err = cli.Duration("SIM_DUPLICATE_WINDOW", *ws.dupWindow); err != nil {
-		add(err)
-	}
-	if c.BatchSize > 10000 {
-		add(errors.New("SIM_BATCH_SIZE: at most 10000"))
-	}
-	sc.AckWait = c.AckWait
-	return c, sc, errors.Join(errs...)
+	return c.Run(ctx, rest, stdout, stderr)
 }
 
-func runCmd(ctx context.Context, args []string) error {
-	s := cli.New("simworker run", "simworker run: consume Create-SIM commands from JetStream and publish their outcomes.")
-	natsCfg := cli.DeclareNATS(s, true)
-	dbURL := s.Required("database-url", "DATABASE_URL", "PostgreSQL URL; TLS through it, e.g. ?sslmode=verify-full&sslrootcert=/etc/ssl/pg-ca.pem")
-	s.Secret()
-	ws := declareWorker(s, ":8080")
-	if err := s.Parse(args); err != nil {
-		return err
-	}
-	wcfg, scfg, err := ws.configs()
-	if err != nil {
-		return err
-	}
-	log, err := cli.Logger(*ws.logLevel, logOutput)
+// workerConfig are the worker's settings, shared by run and dev.
+type workerConfig struct {
+	Source          string        `env:"SIM_SOURCE" envDefault:"simworker" flag:"source" help:"CloudEvents source attribute of published events"`
+	BatchSize       int           `env:"SIM_BATCH_SIZE" envDefault:"500" flag:"batch-size" help:"most commands decided in one transaction, at most 10000 (a batch never waits to fill)"`
+	Concurrency     int           `env:"SIM_CONCURRENCY" envDefault:"2" flag:"concurrency" help:"batches decided at once, each in its own transaction"`
+	AckWait         time.Duration `env:"SIM_ACK_WAIT" envDefault:"30s" flag:"ack-wait" help:"AckWait of the durable consumer when the worker creates it; in-flight work is kept alive every third of it"`
+	MaxBackoff      time.Duration `env:"SIM_MAX_BACKOFF" envDefault:"30s" flag:"max-backoff" help:"cap of the wait between retries while NATS or PostgreSQL is down"`
+	RetryWindow     time.Duration `env:"SIM_RETRY_WINDOW" envDefault:"15s" flag:"retry-window" help:"how long a batch is retried in place during an outage before it is NAKed with a delay"`
+	PoisonRetries   int           `env:"SIM_POISON_RETRIES" envDefault:"3" flag:"poison-retries" help:"retries of a command that fails unexpectedly (not an outage) before it gets a 500 internal outcome"`
+	ShutdownTimeout time.Duration `env:"SIM_SHUTDOWN_TIMEOUT" envDefault:"25s" flag:"shutdown-timeout" help:"how long work in flight may take after SIGINT/SIGTERM"`
+	StreamReplicas  int           `env:"SIM_STREAM_REPLICAS" envDefault:"1" flag:"stream-replicas" help:"replicas of the streams and consumer when the worker creates them (3 on a cluster)"`
+	DuplicateWindow time.Duration `env:"SIM_DUPLICATE_WINDOW" envDefault:"2m" flag:"duplicate-window" help:"JetStream duplicate window of the streams when the worker creates them"`
+	LogLevel        string        `env:"SIM_LOG_LEVEL" envDefault:"info" flag:"log-level" help:"debug, info, warn or error"`
+}
+
+// Validate checks the ranges consumer.Config and the streams accept.
+func (w *workerConfig) Validate(c *cli.Check) {
+	c.Range(&w.BatchSize, 1, 10000)
+	c.Positive(&w.Concurrency, &w.PoisonRetries, &w.StreamReplicas)
+	c.NotNegative(&w.AckWait, &w.MaxBackoff, &w.RetryWindow, &w.ShutdownTimeout, &w.DuplicateWindow)
+	c.OneOf(&w.LogLevel, "debug", "info", "warn", "error")
+}
+
+// configs are the worker's and the streams' configurations: the one place
+// the settings become them.
+func (w *workerConfig) configs() (consumer.Config, consumer.StreamConfig) {
+	return consumer.Config{
+			Source:          w.Source,
+			BatchSize:       w.BatchSize,
+			Concurrency:     w.Concurrency,
+			AckWait:         w.AckWait,
+			MaxBackoff:      w.MaxBackoff,
+			RetryWindow:     w.RetryWindow,
+			PoisonRetries:   w.PoisonRetries,
+			ShutdownTimeout: w.ShutdownTimeout,
+		}, consumer.StreamConfig{
+			Replicas:        w.StreamReplicas,
+			DuplicateWindow: w.DuplicateWindow,
+			AckWait:         w.AckWait,
+		}
+}
+
+// runConfig is the configuration of simworker run.
+type runConfig struct {
+	NATS     cli.NATS
+	Database cli.Database
+	Worker   workerConfig
+	HTTPAddr string `env:"SIM_HTTP_ADDR" envDefault:":8080" flag:"http-addr" help:"address of /healthz, /readyz and /metrics (host:port; port 0 picks a free one; 'off' disables)"`
+}
+
+func runCmd(ctx context.Context, cfg *runConfig, _ []string, _, stderr io.Writer) error {
+	log, err := cli.Logger(cfg.Worker.LogLevel, stderr)
 	if err != nil {
 		return err
 	}
 	defer func() { _ = log.Sync() }()
+	log.Info("settings", cli.Fields(cfg)...)
 
 	// SIM_CPU_PROFILE (undocumented in --help: a tool for make bench) writes
 	// a CPU profile of the whole run.
@@ -200,17 +187,18 @@ func runCmd(ctx context.Context, args []string) error {
 			}
 		}()
 	}
-	pool, err := repo.Open(ctx, *dbURL)
+	pool, err := repo.Open(ctx, cfg.Database.URL)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
-	nc, err := natsCfg.Connect("simworker", log)
+	nc, err := cfg.NATS.Connect("simworker", log)
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	return work(ctx, log, nc, pool, wcfg, scfg, *ws.httpAddr)
+	wcfg, scfg := cfg.Worker.configs()
+	return work(ctx, log, nc, pool, wcfg, scfg, cfg.HTTPAddr)
 }
 
 // work migrates, sets the streams up and runs the worker until ctx ends.
@@ -257,15 +245,15 @@ func work(ctx context.Context, log *zap.Logger, nc *nats.Conn, pool *pgxpool.Poo
 	return w.Run(ctx)
 }
 
-func probeCmd(ctx context.Context, args []string) error {
-	s := cli.New("simworker probe", "simworker probe: exit 0 when the URL answers 200 within 3 s (a container health check).")
-	u := s.String("url", "SIM_PROBE_URL", "http://127.0.0.1:8080/readyz", "what to probe: a worker's /readyz or /healthz")
-	if err := s.Parse(args); err != nil {
-		return err
-	}
+// probeConfig is the configuration of simworker probe.
+type probeConfig struct {
+	URL string `env:"SIM_PROBE_URL" envDefault:"http://127.0.0.1:8080/readyz" flag:"url" help:"what to probe: a worker's /readyz or /healthz"`
+}
+
+func probeCmd(ctx context.Context, cfg *probeConfig, _ []string, _, _ io.Writer) error {
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, *u, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, cfg.URL, nil)
 	if err != nil {
 		return err
 	}
@@ -276,19 +264,18 @@ func probeCmd(ctx context.Context, args []string) error {
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%s: %s %s", *u, resp.Status, strings.TrimSpace(string(body)))
+		return fmt.Errorf("%s: %s %s", cfg.URL, resp.Status, strings.TrimSpace(string(body)))
 	}
 	return nil
 }
 
-func migrateCmd(ctx context.Context, args []string) error {
-	s := cli.New("simworker migrate", "simworker migrate: apply the database migrations and exit.")
-	dbURL := s.Required("database-url", "DATABASE_URL", "PostgreSQL URL")
-	s.Secret()
-	if err := s.Parse(args); err != nil {
-		return err
-	}
-	pool, err := repo.Open(ctx, *dbURL)
+// migrateConfig is the configuration of simworker migrate.
+type migrateConfig struct {
+	Database cli.Database
+}
+
+func migrateCmd(ctx context.Context, cfg *migrateConfig, _ []string, stdout, _ io.Writer) error {
+	pool, err := repo.Open(ctx, cfg.Database.URL)
 	if err != nil {
 		return err
 	}
@@ -296,50 +283,70 @@ func migrateCmd(ctx context.Context, args []string) error {
 	if err := repo.Migrate(ctx, pool); err != nil {
 		return err
 	}
-	fmt.Println("migrations applied")
+	fmt.Fprintln(stdout, "migrations applied")
 	return nil
 }
 
-func devCmd(ctx context.Context, args []string) error {
-	s := cli.New("simworker dev", "simworker dev: in-process NATS with JetStream, a private PostgreSQL, demo data and the worker, in one process.")
-	dataDir := s.String("data-dir", "SIM_DEV_DATA_DIR", ".simworker-dev", "where the dev PostgreSQL cluster and JetStream store live (kept between runs)")
-	natsPort := s.String("nats-port", "SIM_DEV_NATS_PORT", "0", "NATS client port; 0 picks a free one")
-	pgPort := s.String("pg-port", "SIM_DEV_PG_PORT", "0", "PostgreSQL port; 0 picks a free one")
-	syncInterval := s.String("nats-sync-interval", "SIM_DEV_NATS_SYNC_INTERVAL", "10s", "JetStream file store fsync interval ('always' fsyncs every write)")
-	ws := declareWorker(s, "127.0.0.1:0")
-	if err := s.Parse(args); err != nil {
-		return err
-	}
-	wcfg, scfg, err := ws.configs()
-	if err != nil {
-		return err
-	}
-	ports := map[string]int{}
-	for name, v := range map[string]string{"SIM_DEV_NATS_PORT": *natsPort, "SIM_DEV_PG_PORT": *pgPort} {
-		var p int
-		if _, err := fmt.Sscan(v, &p); err != nil || p < 0 || p > 65535 {
-			return fmt.Errorf("%s: %q is not a port number (0 picks a free one)", name, v)
+// devConfig is the configuration of simworker dev.
+type devConfig struct {
+	DataDir      string       `env:"SIM_DEV_DATA_DIR" envDefault:".simworker-dev" flag:"data-dir" help:"where the dev PostgreSQL cluster and JetStream store live (kept between runs)"`
+	NATSPort     int          `env:"SIM_DEV_NATS_PORT" envDefault:"0" flag:"nats-port" help:"NATS client port; 0 picks a free one"`
+	PGPort       int          `env:"SIM_DEV_PG_PORT" envDefault:"0" flag:"pg-port" help:"PostgreSQL port; 0 picks a free one"`
+	SyncInterval syncInterval `env:"SIM_DEV_NATS_SYNC_INTERVAL" envDefault:"10s" flag:"nats-sync-interval" help:"JetStream file store fsync interval ('always' fsyncs every write)"`
+	Worker       workerConfig
+	HTTPAddr     string `env:"SIM_HTTP_ADDR" envDefault:"127.0.0.1:0" flag:"http-addr" help:"address of /healthz, /readyz and /metrics (host:port; port 0 picks a free one; 'off' disables)"`
+}
+
+// Validate: ports are ports.
+func (d *devConfig) Validate(c *cli.Check) {
+	for _, p := range []*int{&d.NATSPort, &d.PGPort} {
+		if *p < 0 || *p > 65535 {
+			c.Fail(p, "%d is not a port number (0 picks a free one)", *p)
 		}
-		ports[name] = p
 	}
-	nopts := devstack.NATSOptions{Port: ports["SIM_DEV_NATS_PORT"]}
-	if *syncInterval == "always" {
-		nopts.SyncAlways = true
-	} else if nopts.SyncInterval, err = cli.Duration("SIM_DEV_NATS_SYNC_INTERVAL", *syncInterval); err != nil {
-		return err
+}
+
+// syncInterval is the JetStream file store's fsync interval: every write
+// ("always"), or a duration.
+type syncInterval struct {
+	always bool
+	every  time.Duration
+}
+
+func (s *syncInterval) UnmarshalText(b []byte) error {
+	if string(b) == "always" {
+		*s = syncInterval{always: true}
+		return nil
 	}
-	log, err := cli.Logger(*ws.logLevel, logOutput)
+	d, err := time.ParseDuration(string(b))
+	if err != nil || d < 0 {
+		return errors.New("is neither 'always' nor a duration (e.g. 10s, 2m)")
+	}
+	*s = syncInterval{every: d}
+	return nil
+}
+
+func (s syncInterval) MarshalText() ([]byte, error) {
+	if s.always {
+		return []byte("always"), nil
+	}
+	return []byte(s.every.String()), nil
+}
+
+func devCmd(ctx context.Context, cfg *devConfig, _ []string, stdout, stderr io.Writer) error {
+	log, err := cli.Logger(cfg.Worker.LogLevel, stderr)
 	if err != nil {
 		return err
 	}
 	defer func() { _ = log.Sync() }()
+	log.Info("settings", cli.Fields(cfg)...)
 
-	dir, err := filepath.Abs(*dataDir)
+	dir, err := filepath.Abs(cfg.DataDir)
 	if err != nil {
 		return err
 	}
 	log.Info("starting private PostgreSQL", zap.String("data_dir", filepath.Join(dir, "pg")))
-	pg, err := devstack.StartPostgres(ctx, devstack.PostgresOptions{DataDir: filepath.Join(dir, "pg"), Port: ports["SIM_DEV_PG_PORT"], Log: io.Discard})
+	pg, err := devstack.StartPostgres(ctx, devstack.PostgresOptions{DataDir: filepath.Join(dir, "pg"), Port: cfg.PGPort, Log: io.Discard})
 	if err != nil {
 		return err
 	}
@@ -349,8 +356,8 @@ func devCmd(ctx context.Context, args []string) error {
 		return err
 	}
 
-	nopts.StoreDir = filepath.Join(dir, "nats")
-	ns, err := devstack.StartNATS(nopts)
+	ns, err := devstack.StartNATS(devstack.NATSOptions{Port: cfg.NATSPort, StoreDir: filepath.Join(dir, "nats"),
+		SyncInterval: cfg.SyncInterval.every, SyncAlways: cfg.SyncInterval.always})
 	if err != nil {
 		return err
 	}
@@ -371,13 +378,13 @@ func devCmd(ctx context.Context, args []string) error {
 	if _, err := repo.LoadFixtures(ctx, pool, fx); err != nil {
 		return err
 	}
-	nc, err := cli.PlainNATS(ns.URL).Connect("simworker-dev", log)
+	nc, err := cli.NATS{URL: ns.URL}.Connect("simworker-dev", log)
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
 
-	fmt.Printf(`
+	fmt.Fprintf(stdout, `
 simworker dev is ready (Ctrl-C stops it; data is kept in %s).
 
   export NATS_URL=%s
@@ -390,7 +397,8 @@ Publish a Create-SIM command (demo data: user u-alice may create SIMs for device
   %[4]s --server %[2]s pub sim.commands.create -H Nats-Msg-Id:c-0001 '{"command_id": "c-0001", "actor_id": "u-alice", "sim": {"device_id": "d-1", "iccid": "8944500102198304826"}}'
 %[5]s
 `, dir, ns.URL, dbURL, natsCLI(), natsHint())
-	return work(ctx, log, nc, pool, wcfg, scfg, *ws.httpAddr)
+	wcfg, scfg := cfg.Worker.configs()
+	return work(ctx, log, nc, pool, wcfg, scfg, cfg.HTTPAddr)
 }
 
 // natsCLI is how to call the nats CLI here: "nats" when it is on PATH, else

@@ -3,7 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
-	"os"
+	"encoding/json"
+	"io"
 	"strings"
 	"sync"
 	"testing"
@@ -28,7 +29,7 @@ func TestRunRefusesWithoutRequiredSettings(t *testing.T) {
 			for k, v := range tt.env {
 				t.Setenv(k, v)
 			}
-			err := runCmd(context.Background(), nil)
+			err := dispatch(context.Background(), []string{"run"}, io.Discard, io.Discard)
 			if err == nil {
 				t.Fatal("started without its settings")
 			}
@@ -51,7 +52,7 @@ func TestRunRejectsBadSettings(t *testing.T) {
 	t.Setenv("DATABASE_URL", "postgres://x@127.0.0.1:1/db")
 	t.Setenv("SIM_BATCH_SIZE", "lots")
 	t.Setenv("SIM_ACK_WAIT", "soon")
-	err := runCmd(context.Background(), []string{"-max-backoff", "-1s"})
+	err := dispatch(context.Background(), []string{"run", "-max-backoff", "-1s"}, io.Discard, io.Discard)
 	if err == nil {
 		t.Fatal("accepted bad settings")
 	}
@@ -65,28 +66,48 @@ func TestRunRejectsBadSettings(t *testing.T) {
 func TestDatabaseURLNeverEchoed(t *testing.T) {
 	t.Setenv("NATS_URL", "nats://127.0.0.1:1")
 	t.Setenv("DATABASE_URL", "postgres://user:s3cr3t@127.0.0.1:1/db?sslmode=bogus")
-	err := runCmd(context.Background(), nil)
-	if err == nil || strings.Contains(err.Error(), "s3cr3t") {
+	var stderr syncBuffer
+	err := dispatch(context.Background(), []string{"run"}, io.Discard, &stderr)
+	if err == nil || strings.Contains(err.Error(), "s3cr3t") || strings.Contains(stderr.String(), "s3cr3t") {
 		t.Fatalf("err = %v", err)
 	}
 }
 
 // TestNoSecretInLogs: with both dependencies unreachable the worker logs
-// while it waits for them, and never prints a password or token.
+// its settings and then while it waits for them, and never prints a
+// password or token: the settings show them masked.
 func TestNoSecretInLogs(t *testing.T) {
 	var buf syncBuffer
-	logOutput = &buf
-	defer func() { logOutput = os.Stderr }()
 	t.Setenv("NATS_URL", "nats://natsuser:nats-s3cret@127.0.0.1:1")
 	t.Setenv("NATS_TOKEN", "tok-s3cret")
 	t.Setenv("SIM_HTTP_ADDR", "127.0.0.1:0")
 	t.Setenv("DATABASE_URL", "postgres://pguser:pg-s3cret@127.0.0.1:1/db?sslmode=disable&connect_timeout=1")
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
-	_ = runCmd(ctx, nil)
+	_ = dispatch(ctx, []string{"run"}, io.Discard, &buf)
 	out := buf.String()
 	if !strings.Contains(out, "waiting for dependencies") {
 		t.Fatalf("expected start-up warnings, got: %s", out)
+	}
+	var settings map[string]any
+	for _, line := range strings.Split(out, "\n") {
+		if strings.Contains(line, `"msg":"settings"`) {
+			if err := json.Unmarshal([]byte(line), &settings); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for k, want := range map[string]string{
+		"NATS_URL":       "nats://natsuser:***@127.0.0.1:1",
+		"NATS_TOKEN":     "***",
+		"NATS_PASSWORD":  "",
+		"DATABASE_URL":   "postgres://pguser:***@127.0.0.1:1/db?sslmode=disable&connect_timeout=1",
+		"SIM_BATCH_SIZE": "500",
+		"SIM_HTTP_ADDR":  "127.0.0.1:0",
+	} {
+		if settings[k] != want {
+			t.Errorf("settings line: %s = %v, want %q (line: %v)", k, settings[k], want, settings)
+		}
 	}
 	for _, secret := range []string{"nats-s3cret", "tok-s3cret", "pg-s3cret"} {
 		if strings.Contains(out, secret) {
@@ -115,9 +136,11 @@ func (s *syncBuffer) String() string {
 // TestEverySettingIsDocumented: --help lists every setting with its
 // environment variable, and the README's configuration table has each one.
 func TestEverySettingIsDocumented(t *testing.T) {
-	help := func(cmd func(context.Context, []string) error) func() error {
-		return func() error { return cmd(context.Background(), []string{"--help"}) }
-	}
-	clitest.Documented(t, "../../README.md", map[string]func() error{
-		"run": help(runCmd), "dev": help(devCmd), "migrate": help(migrateCmd), "probe": help(probeCmd)})
+	clitest.Documented(t, "../../README.md", dispatch, commands())
+}
+
+// TestHelpListsEveryFlag: each command's --help lists every flag its flag
+// set has.
+func TestHelpListsEveryFlag(t *testing.T) {
+	clitest.EveryFlagListed(t, dispatch, commands())
 }

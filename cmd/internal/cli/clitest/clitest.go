@@ -1,10 +1,13 @@
-// Package clitest checks that a program's settings are documented.
+// Package clitest checks that a program's --help lists every flag of each
+// command and that the README documents every setting.
 package clitest
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"flag"
+	"io"
 	"os"
 	"regexp"
 	"strings"
@@ -13,32 +16,62 @@ import (
 	"simworker/cmd/internal/cli"
 )
 
-var settingLine = regexp.MustCompile(`(?m)^  -[a-z-]+, ([A-Z_]+)  \((required|default .*)\)$`)
+// Run is a program's dispatch: the command named by args' first words.
+type Run func(ctx context.Context, args []string, stdout, stderr io.Writer) error
+
+// Help is the output of the command c with --help, run through run.
+func Help(t *testing.T, run Run, c cli.Command) string {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	if err := run(context.Background(), append(c.Words(), "--help"), &out, &errOut); !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("%s --help: %v", c.Name, err)
+	}
+	return out.String() + errOut.String()
+}
+
+// EveryFlagListed fails the test for every flag of each command's flag set
+// that the command's --help does not list, with its environment variable
+// (or "no environment variable"), its default (or "required") and its help.
+func EveryFlagListed(t *testing.T, run Run, commands []cli.Command) {
+	t.Helper()
+	for _, c := range commands {
+		help := Help(t, run, c)
+		n := 0
+		c.FlagSet().VisitAll(func(f *flag.Flag) {
+			n++
+			line := regexp.MustCompile(`(?m)^  -` + regexp.QuoteMeta(f.Name) +
+				`(, [A-Z][A-Z0-9_]*  \((required|default .+)\)|  \(no environment variable; default .+\))\n      ` +
+				regexp.QuoteMeta(f.Usage) + `$`)
+			if !line.MatchString(help) {
+				t.Errorf("%s --help does not list -%s with its environment variable, default and help:\n%s", c.Name, f.Name, help)
+			}
+		})
+		if n == 0 {
+			t.Errorf("%s has no flags", c.Name)
+		}
+	}
+}
+
+var settingLine = regexp.MustCompile(`(?m)^  -[a-z-]+, ([A-Z][A-Z0-9_]*)  \((required|default .*)\)$`)
 
 // Documented runs each command with --help and fails the test for every
 // setting (environment variable) its help lists that the README does not
 // name in backquotes, or when a help lists none.
-func Documented(t *testing.T, readmePath string, commands map[string]func() error) {
+func Documented(t *testing.T, readmePath string, run Run, commands []cli.Command) {
 	t.Helper()
 	readme, err := os.ReadFile(readmePath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var help bytes.Buffer
-	cli.UsageOutput = &help
-	defer func() { cli.UsageOutput = os.Stderr }()
-	for name, run := range commands {
-		help.Reset()
-		if err := run(); !errors.Is(err, flag.ErrHelp) {
-			t.Fatalf("%s --help: %v", name, err)
-		}
-		envs := settingLine.FindAllStringSubmatch(help.String(), -1)
+	for _, c := range commands {
+		help := Help(t, run, c)
+		envs := settingLine.FindAllStringSubmatch(help, -1)
 		if len(envs) == 0 {
-			t.Fatalf("%s --help lists no settings:\n%s", name, help.String())
+			t.Fatalf("%s --help lists no settings:\n%s", c.Name, help)
 		}
 		for _, m := range envs {
 			if !strings.Contains(string(readme), "`"+m[1]+"`") {
-				t.Errorf("%s: setting %s is not in the README", name, m[1])
+				t.Errorf("%s: setting %s is not in the README", c.Name, m[1])
 			}
 		}
 	}
