@@ -94,3 +94,6 @@ func (s *Server) Live() bool { return s.waiter.live() }
 
 // Close ends the events subscription.
 func (s *Server) Close() { s.waiter.close() }
+
+// Config is the API's configuration, defaults filled in.
+func (s *Server) Config() Config { return s.cfg }

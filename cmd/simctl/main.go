@@ -12,6 +12,8 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"simworker/cmd/internal/cli"
 	"simworker/repo"
 )
@@ -27,6 +29,10 @@ Usage:
                                         re-emit stored outcomes with their original event ids
   simctl tail [--json] [--type created|rejected] [--command ID]
                                         follow the outcome events
+  simctl tokens create --user USER_ID [--name TEXT] [--expires DURATION]
+                                        print a new API token for simworker api (needs DATABASE_URL)
+  simctl tokens list [--user USER_ID]   the API tokens, without their secret
+  simctl tokens revoke TOKEN|ID         revoke an API token
   simctl status                         streams, the consumer, stored outcomes by code
 
 Run 'simctl COMMAND --help' for the settings of a command.
@@ -60,6 +66,9 @@ func commands() []cli.Command {
 		cli.NewCommand("simctl replay", "simctl replay --from-seq N [--to-seq M] | --since DURATION|TIME [--wait]: re-run a range of SIM_COMMANDS through the worker.", replayCmd),
 		cli.NewCommand("simctl events republish", "simctl events republish --since DURATION|TIME | --commands FILE: re-emit stored outcomes with their original event ids.", republishCmd),
 		cli.NewCommand("simctl tail", "simctl tail [--json] [--type created|rejected] [--command ID] [--since D|TIME]: follow sim.created / sim.rejected events.", tailCmd),
+		cli.NewCommand("simctl tokens create", "simctl tokens create --user USER_ID [--name TEXT] [--expires DURATION]: print a new API token (only its hash is stored).", tokensCreate),
+		cli.NewCommand("simctl tokens list", "simctl tokens list [--user USER_ID]: the API tokens, without their secret.", tokensList),
+		cli.NewCommand("simctl tokens revoke", "simctl tokens revoke TOKEN|ID: revoke an API token; every API process refuses it within 5 s.", tokensRevoke),
 		cli.NewCommand("simctl status", "simctl status: streams, the simworker consumer, and (with DATABASE_URL) stored outcomes by code.", statusCmd),
 	}
 }
@@ -105,18 +114,28 @@ func fixturesLoad(ctx context.Context, cfg *fixturesConfig, rest []string, out, 
 	if err != nil {
 		return fmt.Errorf("%s: %w", rest[0], err)
 	}
-	pool, err := repo.Open(ctx, cfg.Database.URL)
+	pool, err := openMigrated(ctx, cfg.Database.URL)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
-	if err := repo.Migrate(ctx, pool); err != nil {
-		return err
-	}
 	n, err := repo.LoadFixtures(ctx, pool, f)
 	if err != nil {
 		return fmt.Errorf("%s: %w", rest[0], err)
 	}
 	fmt.Fprintf(out, "loaded %s: %d rows inserted or changed (%s)\n", rest[0], n.Total(), n)
 	return nil
+}
+
+// openMigrated opens the database and applies the migrations missing.
+func openMigrated(ctx context.Context, url string) (*pgxpool.Pool, error) {
+	pool, err := repo.Open(ctx, url)
+	if err != nil {
+		return nil, err
+	}
+	if err := repo.Migrate(ctx, pool); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return pool, nil
 }
