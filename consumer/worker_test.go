@@ -555,9 +555,9 @@ func TestSlowTransactionOutlastsAckWait(t *testing.T) {
 		t.Fatal(err)
 	}
 	b.drained()
-	all := b.waitEvents(1)
-	time.Sleep(300 * time.Millisecond)
-	all = b.seen()
+	b.waitEvents(1)
+	time.Sleep(300 * time.Millisecond) // a late second publish would show here
+	all := b.seen()
 	for _, e := range all {
 		if e.ID != all[0].ID || e.Type != domain.TypeCreated {
 			t.Fatalf("different outcomes for one command:\n%s\n%s", all[0].raw, e.raw)
