@@ -134,3 +134,9 @@ func routed(mux *http.ServeMux) http.Handler {
 		writeError(w, errNotFound)
 	})
 }
+
+// NotFound answers 404 with the error body: for handlers mounted beside the
+// API (the reference documents) that meet an unknown path.
+func NotFound() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { writeError(w, errNotFound) })
+}

@@ -20,6 +20,8 @@ import (
 	"simworker/api"
 	"simworker/consumer"
 	"simworker/consumer/consumertest"
+	"simworker/docs"
+	"simworker/docs/openapitest"
 	"simworker/internal/devstack"
 	"simworker/internal/testfactory"
 	"simworker/repo"
@@ -39,6 +41,7 @@ type world struct {
 	js    jetstream.JetStream
 	api   *api.Server
 	srv   *httptest.Server
+	spec  *openapitest.Validator
 }
 
 func setup(t *testing.T, cfg api.Config) *world {
@@ -50,7 +53,7 @@ func setup(t *testing.T, cfg api.Config) *world {
 		t.Fatal(err)
 	}
 	t.Cleanup(node.Shutdown)
-	w := &world{t: t, pool: pool, dbURL: dbURL, node: node}
+	w := &world{t: t, pool: pool, dbURL: dbURL, node: node, spec: openapitest.New(t)}
 	nc, err := nats.Connect(node.URL, nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
@@ -62,6 +65,7 @@ func setup(t *testing.T, cfg api.Config) *world {
 	if _, err := consumer.Setup(context.Background(), w.js, consumer.StreamConfig{}); err != nil {
 		t.Fatal(err)
 	}
+	cfg.Docs = docs.Handler(api.NotFound())
 	if cfg.Wait == 0 {
 		cfg.Wait = 10 * time.Second
 	}
@@ -155,6 +159,9 @@ func (w *world) do(method, path, token, body string, header ...string) answer {
 	if err != nil {
 		w.t.Fatal(err)
 	}
+	// Every answer the API gives conforms to docs/openapi.yaml, whatever the
+	// request (many here break the document on purpose).
+	w.spec.CheckResponse(w.t, req, resp, b)
 	return answer{Response: resp, body: b}
 }
 

@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"syscall"
 	"testing"
@@ -95,6 +96,7 @@ func newDatabase(t *testing.T, name string) (string, *pgxpool.Pool) {
 // proc is one `simworker run` process; restart replaces it with a new one.
 type proc struct {
 	t    *testing.T
+	sub  string // the simworker command: run, api
 	env  []string
 	log  string
 	mu   sync.Mutex
@@ -104,7 +106,13 @@ type proc struct {
 
 func startProc(t *testing.T, env ...string) *proc {
 	t.Helper()
-	p := &proc{t: t, env: env, log: filepath.Join(t.TempDir(), "worker.log")}
+	return startProcCmd(t, "run", env...)
+}
+
+// startProcCmd starts `simworker SUB` with env.
+func startProcCmd(t *testing.T, sub string, env ...string) *proc {
+	t.Helper()
+	p := &proc{t: t, sub: sub, env: env, log: filepath.Join(t.TempDir(), sub+".log")}
 	p.start()
 	t.Cleanup(p.kill)
 	return p
@@ -116,7 +124,7 @@ func (p *proc) start() {
 	if err != nil {
 		p.t.Fatal(err)
 	}
-	cmd := exec.Command(binPath, "run")
+	cmd := exec.Command(binPath, p.sub)
 	cmd.Env = append(os.Environ(), p.env...)
 	cmd.Stdout, cmd.Stderr = f, f
 	if err := cmd.Start(); err != nil {
@@ -173,3 +181,5 @@ func skipShort(t *testing.T) {
 		t.Skip("runs real worker processes for a minute or more: make test runs it")
 	}
 }
+
+func itoa(n int) string { return strconv.Itoa(n) }

@@ -28,11 +28,20 @@ var migrations embed.FS
 // Open connects a pool to url (a libpq URL or key=value string; TLS settings
 // such as sslmode=verify-full and sslrootcert go in it) and checks that the
 // server answers.
-func Open(ctx context.Context, url string) (*pgxpool.Pool, error) {
+func Open(ctx context.Context, url string) (*pgxpool.Pool, error) { return OpenPool(ctx, url, 0) }
+
+// OpenPool is Open with at least conns connections in the pool, unless the
+// URL sets pool_max_conns. pgxpool's default (4 on this kind of machine)
+// fits the worker's few large transactions; the API commits one small row
+// per request and needs many connections to share each WAL flush.
+func OpenPool(ctx context.Context, url string, conns int) (*pgxpool.Pool, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		// pgx's parse error can echo the URL, password included: say less.
 		return nil, errors.New("DATABASE_URL is not a valid PostgreSQL connection string")
+	}
+	if conns > 0 && !strings.Contains(url, "pool_max_conns") && cfg.MaxConns < int32(conns) {
+		cfg.MaxConns = int32(conns)
 	}
 	// Plans fixed once per connection. The worker's statements are prepared
 	// once per connection and run with arrays of any length; by default

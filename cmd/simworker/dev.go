@@ -1,0 +1,241 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"go.uber.org/zap"
+
+	"simworker/cmd/internal/cli"
+	"simworker/deploy"
+	"simworker/internal/devstack"
+	"simworker/repo"
+)
+
+// devConfig is the configuration of simworker dev.
+type devConfig struct {
+	DataDir      string       `env:"SIM_DEV_DATA_DIR" envDefault:".simworker-dev" flag:"data-dir" help:"where the dev PostgreSQL cluster and JetStream store live (kept between runs)"`
+	NATSPort     int          `env:"SIM_DEV_NATS_PORT" envDefault:"0" flag:"nats-port" help:"NATS client port; 0 picks a free one"`
+	PGPort       int          `env:"SIM_DEV_PG_PORT" envDefault:"0" flag:"pg-port" help:"PostgreSQL port; 0 picks a free one"`
+	SyncInterval syncInterval `env:"SIM_DEV_NATS_SYNC_INTERVAL" envDefault:"10s" flag:"nats-sync-interval" help:"JetStream file store fsync interval ('always' fsyncs every write)"`
+	APIPort      int          `env:"SIM_DEV_API_PORT" envDefault:"0" flag:"api-port" help:"port of the HTTP API; 0 picks a free one"`
+	API          apiSettings
+	Worker       workerConfig
+	HTTPAddr     string `env:"SIM_HTTP_ADDR" envDefault:"127.0.0.1:0" flag:"http-addr" help:"address of /healthz, /readyz and /metrics (host:port; port 0 picks a free one; 'off' disables)"`
+}
+
+// Validate: ports are ports.
+func (d *devConfig) Validate(c *cli.Check) {
+	for _, p := range []*int{&d.NATSPort, &d.PGPort, &d.APIPort} {
+		if *p < 0 || *p > 65535 {
+			c.Fail(p, "%d is not a port number (0 picks a free one)", *p)
+		}
+	}
+}
+
+// syncInterval is the JetStream file store's fsync interval: every write
+// ("always"), or a duration.
+type syncInterval struct {
+	always bool
+	every  time.Duration
+}
+
+func (s *syncInterval) UnmarshalText(b []byte) error {
+	if string(b) == "always" {
+		*s = syncInterval{always: true}
+		return nil
+	}
+	d, err := time.ParseDuration(string(b))
+	if err != nil || d < 0 {
+		return errors.New("is neither 'always' nor a duration (e.g. 10s, 2m)")
+	}
+	*s = syncInterval{every: d}
+	return nil
+}
+
+func (s syncInterval) MarshalText() ([]byte, error) {
+	if s.always {
+		return []byte("always"), nil
+	}
+	return []byte(s.every.String()), nil
+}
+
+func devCmd(ctx context.Context, cfg *devConfig, _ []string, stdout, stderr io.Writer) error {
+	log, err := cli.Logger(cfg.Worker.LogLevel, stderr)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = log.Sync() }()
+	log.Info("settings", cli.Fields(cfg)...)
+
+	dir, err := filepath.Abs(cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	log.Info("starting private PostgreSQL", zap.String("data_dir", filepath.Join(dir, "pg")))
+	pg, err := devstack.StartPostgres(ctx, devstack.PostgresOptions{DataDir: filepath.Join(dir, "pg"), Port: cfg.PGPort, Log: io.Discard})
+	if err != nil {
+		return err
+	}
+	defer pg.Stop()
+	dbURL, err := pg.Database(ctx, "simworker")
+	if err != nil {
+		return err
+	}
+
+	ns, err := devstack.StartNATS(devstack.NATSOptions{Port: cfg.NATSPort, StoreDir: filepath.Join(dir, "nats"),
+		SyncInterval: cfg.SyncInterval.every, SyncAlways: cfg.SyncInterval.always})
+	if err != nil {
+		return err
+	}
+	defer ns.Shutdown()
+
+	pool, err := repo.Open(ctx, dbURL)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	if err := repo.Migrate(ctx, pool); err != nil {
+		return err
+	}
+	fx, err := repo.ParseFixtures(deploy.DemoFixtures)
+	if err != nil {
+		return err
+	}
+	if _, err := repo.LoadFixtures(ctx, pool, fx); err != nil {
+		return err
+	}
+	nc, err := cli.NATS{URL: ns.URL}.Connect("simworker-dev", log)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+
+	tokens, err := devTokens(ctx, pool, fx)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(cfg.APIPort))
+	if err != nil {
+		return fmt.Errorf("SIM_DEV_API_PORT %d: %w", cfg.APIPort, err)
+	}
+	apiURL := "http://" + ln.Addr().String()
+	apiDone := make(chan error, 1)
+	go func() { apiDone <- serveAPI(ctx, log, nc, pool, ln, cfg.API, "off") }()
+
+	wcfg, scfg := cfg.Worker.configs()
+	err = work(ctx, log, nc, pool, wcfg, scfg, cfg.HTTPAddr, func(opsAddr string) {
+		devBanner(stdout, dir, ns.URL, dbURL, apiURL, opsAddr, tokens)
+	})
+	if aerr := <-apiDone; err == nil {
+		err = aerr
+	}
+	return err
+}
+
+// devTokens makes a fresh API token for each demo user, named "simworker
+// dev", and revokes those of earlier runs: a token is shown once, so a new
+// run prints new ones.
+func devTokens(ctx context.Context, pool *pgxpool.Pool, fx *repo.Fixtures) (map[string]string, error) {
+	old, err := repo.ListTokens(ctx, pool, "")
+	if err != nil {
+		return nil, err
+	}
+	for _, t := range old {
+		if t.Name == devTokenName && t.RevokedAt == nil {
+			if _, err := repo.RevokeToken(ctx, pool, t.ID); err != nil {
+				return nil, err
+			}
+		}
+	}
+	tokens := map[string]string{}
+	for _, u := range fx.Users {
+		tok, _, err := repo.CreateToken(ctx, pool, u.ID, devTokenName, time.Time{})
+		if err != nil {
+			return nil, err
+		}
+		tokens[u.ID] = tok
+	}
+	return tokens, nil
+}
+
+const devTokenName = "simworker dev"
+
+// devBanner says where everything is and how to try it, once the worker runs.
+func devBanner(w io.Writer, dir, natsURL, dbURL, apiURL, opsAddr string, tokens map[string]string) {
+	ops := "off"
+	if opsAddr != "" {
+		ops = "http://" + opsAddr + " (/healthz, /readyz, /metrics)"
+	}
+	fmt.Fprintf(w, `
+simworker dev is ready (Ctrl-C stops it; data is kept in %s).
+
+  HTTP API:      %s  (reference: %[2]s/docs)
+  NATS:          %s
+  PostgreSQL:    %s
+  worker ops:    %s
+
+Create a SIM over HTTP (demo data: user u-alice may create SIMs for device d-1):
+  curl -s -X POST %[2]s/v1/sims -H 'Authorization: Bearer %[6]s' -H 'Content-Type: application/json' -H 'Idempotency-Key: first-sim' -d '{"device_id": "d-1", "iccid": "8944500102198304826"}'
+
+API tokens of the demo users (made for this run):
+`, dir, apiURL, natsURL, dbURL, ops, tokens["u-alice"])
+	users := make([]string, 0, len(tokens))
+	for u := range tokens {
+		users = append(users, u)
+	}
+	sort.Strings(users)
+	for _, u := range users {
+		fmt.Fprintf(w, "  %-8s %s\n", u, tokens[u])
+	}
+	fmt.Fprintf(w, `
+With the nats CLI:
+  export NATS_URL=%[1]s DATABASE_URL='%[2]s'
+  %[3]s --server %[1]s sub 'sim.events.>'      # in another terminal: watch the outcome events
+  %[3]s --server %[1]s pub sim.commands.create -H Nats-Msg-Id:c-0001 '{"command_id": "c-0001", "actor_id": "u-alice", "sim": {"device_id": "d-1", "iccid": "8944500102198304827"}}'
+%[4]s
+`, natsURL, dbURL, natsCLI(), natsHint())
+}
+
+// natsCLI is how to call the nats CLI here: "nats" when it is on PATH, else
+// its path under GOPATH/bin when `make run` installed it there.
+func natsCLI() string {
+	if _, err := exec.LookPath("nats"); err == nil {
+		return "nats"
+	}
+	if p := goBinNats(); p != "" {
+		return p
+	}
+	return "nats"
+}
+
+func natsHint() string {
+	if _, err := exec.LookPath("nats"); err == nil || goBinNats() != "" {
+		return ""
+	}
+	return "\nThe nats CLI is not installed: go install github.com/nats-io/natscli/nats@v0.5.0\n"
+}
+
+func goBinNats() string {
+	gopath := os.Getenv("GOPATH")
+	if gopath == "" {
+		if home, err := os.UserHomeDir(); err == nil {
+			gopath = filepath.Join(home, "go")
+		}
+	}
+	p := filepath.Join(gopath, "bin", "nats")
+	if st, err := os.Stat(p); err == nil && !st.IsDir() {
+		return p
+	}
+	return ""
+}

@@ -1,0 +1,164 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"runtime/pprof"
+	"sync/atomic"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+
+	"simworker/cmd/internal/cli"
+	"simworker/cmd/internal/ops"
+	"simworker/consumer"
+	"simworker/repo"
+)
+
+// workerConfig are the worker's settings, shared by run and dev.
+type workerConfig struct {
+	Source          string        `env:"SIM_SOURCE" envDefault:"simworker" flag:"source" help:"CloudEvents source attribute of published events"`
+	BatchSize       int           `env:"SIM_BATCH_SIZE" envDefault:"500" flag:"batch-size" help:"most commands decided in one transaction, at most 10000 (a batch never waits to fill)"`
+	Concurrency     int           `env:"SIM_CONCURRENCY" envDefault:"2" flag:"concurrency" help:"batches decided at once, each in its own transaction"`
+	AckWait         time.Duration `env:"SIM_ACK_WAIT" envDefault:"30s" flag:"ack-wait" help:"AckWait of the durable consumer when the worker creates it; in-flight work is kept alive every third of it"`
+	MaxBackoff      time.Duration `env:"SIM_MAX_BACKOFF" envDefault:"30s" flag:"max-backoff" help:"cap of the wait between retries while NATS or PostgreSQL is down"`
+	RetryWindow     time.Duration `env:"SIM_RETRY_WINDOW" envDefault:"15s" flag:"retry-window" help:"how long a batch is retried in place during an outage before it is NAKed with a delay"`
+	PoisonRetries   int           `env:"SIM_POISON_RETRIES" envDefault:"3" flag:"poison-retries" help:"retries of a command that fails unexpectedly (not an outage) before it gets a 500 internal outcome"`
+	ShutdownTimeout time.Duration `env:"SIM_SHUTDOWN_TIMEOUT" envDefault:"25s" flag:"shutdown-timeout" help:"how long work in flight may take after SIGINT/SIGTERM"`
+	StreamReplicas  int           `env:"SIM_STREAM_REPLICAS" envDefault:"1" flag:"stream-replicas" help:"replicas of the streams and consumer when the worker creates them (3 on a cluster)"`
+	DuplicateWindow time.Duration `env:"SIM_DUPLICATE_WINDOW" envDefault:"2m" flag:"duplicate-window" help:"JetStream duplicate window of the streams when the worker creates them"`
+	LogLevel        string        `env:"SIM_LOG_LEVEL" envDefault:"info" flag:"log-level" help:"debug, info, warn or error"`
+}
+
+// Validate checks the ranges consumer.Config and the streams accept.
+func (w *workerConfig) Validate(c *cli.Check) {
+	c.Range(&w.BatchSize, 1, 10000)
+	c.Positive(&w.Concurrency, &w.PoisonRetries, &w.StreamReplicas)
+	c.NotNegative(&w.AckWait, &w.MaxBackoff, &w.RetryWindow, &w.ShutdownTimeout, &w.DuplicateWindow)
+	c.OneOf(&w.LogLevel, "debug", "info", "warn", "error")
+}
+
+// configs are the worker's and the streams' configurations: the one place
+// the settings become them.
+func (w *workerConfig) configs() (consumer.Config, consumer.StreamConfig) {
+	return consumer.Config{
+			Source:          w.Source,
+			BatchSize:       w.BatchSize,
+			Concurrency:     w.Concurrency,
+			AckWait:         w.AckWait,
+			MaxBackoff:      w.MaxBackoff,
+			RetryWindow:     w.RetryWindow,
+			PoisonRetries:   w.PoisonRetries,
+			ShutdownTimeout: w.ShutdownTimeout,
+		}, consumer.StreamConfig{
+			Replicas:        w.StreamReplicas,
+			DuplicateWindow: w.DuplicateWindow,
+			AckWait:         w.AckWait,
+		}
+}
+
+// runConfig is the configuration of simworker run.
+type runConfig struct {
+	NATS     cli.NATS
+	Database cli.Database
+	Worker   workerConfig
+	HTTPAddr string `env:"SIM_HTTP_ADDR" envDefault:":8080" flag:"http-addr" help:"address of /healthz, /readyz and /metrics (host:port; port 0 picks a free one; 'off' disables)"`
+}
+
+func runCmd(ctx context.Context, cfg *runConfig, _ []string, _, stderr io.Writer) error {
+	log, err := cli.Logger(cfg.Worker.LogLevel, stderr)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = log.Sync() }()
+	log.Info("settings", cli.Fields(cfg)...)
+
+	// SIM_CPU_PROFILE (undocumented in --help: a tool for make bench) writes
+	// a CPU profile of the whole run.
+	if path := os.Getenv("SIM_CPU_PROFILE"); path != "" {
+		f, err := os.Create(path)
+		if err != nil {
+			return err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer func() { pprof.StopCPUProfile(); f.Close() }()
+		// The allocations of the run go next to it, for the same tool.
+		defer func() {
+			if f, err := os.Create(path + ".allocs"); err == nil {
+				_ = pprof.Lookup("allocs").WriteTo(f, 0)
+				f.Close()
+			}
+		}()
+	}
+	pool, err := repo.Open(ctx, cfg.Database.URL)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	nc, err := cfg.NATS.Connect("simworker", log)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	wcfg, scfg := cfg.Worker.configs()
+	return work(ctx, log, nc, pool, wcfg, scfg, cfg.HTTPAddr, nil)
+}
+
+// work migrates, sets the streams up and runs the worker until ctx ends.
+// Dependencies that are down at start are waited for with backoff. started,
+// when not nil, is called once the worker is about to consume, with the
+// address of its health and metrics endpoint ("" when off).
+func work(ctx context.Context, log *zap.Logger, nc *nats.Conn, pool *pgxpool.Pool, wcfg consumer.Config, scfg consumer.StreamConfig,
+	httpAddr string, started func(opsAddr string)) error {
+	// The async publish window holds every batch in flight; an
+	// acknowledgement that never comes fails after a bound.
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(max(4000, 2*wcfg.BatchSize*wcfg.Concurrency)),
+		jetstream.WithPublishAsyncTimeout(15*time.Second))
+	if err != nil {
+		return err
+	}
+	// Probes and metrics come up first: alive (and not ready) while the
+	// dependencies are still awaited.
+	var worker atomic.Pointer[consumer.Worker]
+	opsAddr := ""
+	if httpAddr != "off" {
+		srv := ops.New(nc, js, pool, func() bool { w := worker.Load(); return w != nil && w.Ready() })
+		if err := srv.Start(httpAddr, log); err != nil {
+			return fmt.Errorf("SIM_HTTP_ADDR %s: %w", httpAddr, err)
+		}
+		defer srv.Stop()
+		wcfg.Observer, opsAddr = srv.Metrics, srv.Addr
+	}
+	var cons jetstream.Consumer
+	b := backoff.NewExponentialBackOff()
+	b.MaxInterval, b.MaxElapsedTime = wcfg.MaxBackoff, 0
+	err = backoff.RetryNotify(func() error {
+		if err := repo.Migrate(ctx, pool); err != nil {
+			return err
+		}
+		cons, err = consumer.Setup(ctx, js, scfg)
+		return err
+	}, backoff.WithContext(b, ctx), func(err error, d time.Duration) {
+		log.Warn("start-up: waiting for dependencies", zap.Duration("retry_in", d), zap.Error(err))
+	})
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped before starting
+		}
+		return err
+	}
+	w := consumer.NewWorker(js, cons, repo.NewStore(pool, wcfg.Source), log, wcfg)
+	worker.Store(w)
+	if started != nil {
+		started(opsAddr)
+	}
+	return w.Run(ctx)
+}

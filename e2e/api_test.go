@@ -1,0 +1,153 @@
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"simworker/deploy"
+	"simworker/internal/devstack"
+	"simworker/repo"
+	"simworker/repo/repotest"
+)
+
+// TestDevPrintsACurlThatCreates runs `simworker dev` as a newcomer would,
+// takes the curl it prints, sends that request, and expects 201; then
+// SIGTERM stops everything with exit 0.
+func TestDevPrintsACurlThatCreates(t *testing.T) {
+	skipShort(t)
+	cmd := exec.Command(binPath, "dev")
+	cmd.Env = append(os.Environ(), "SIM_DEV_DATA_DIR="+t.TempDir(), "SIM_LOG_LEVEL=warn")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &strings.Builder{}
+	cmd.Stderr = logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	curl := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if line := strings.TrimSpace(sc.Text()); strings.HasPrefix(line, "curl ") {
+				curl <- line
+			}
+		}
+	}()
+	var line string
+	select {
+	case line = <-curl:
+	case <-time.After(2 * time.Minute):
+		t.Fatalf("simworker dev printed no curl:\n%s", logs)
+	}
+	req := requestFromCurl(t, line)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated || !strings.Contains(string(body), `"company_id":"co-acme"`) {
+		t.Fatalf("the printed curl answered %s: %s", resp.Status, body)
+	}
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("simworker dev after SIGTERM: %v\n%s", err, logs)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("simworker dev did not stop within 60 s of SIGTERM")
+	}
+}
+
+// requestFromCurl turns the banner's one-line curl into a request.
+func requestFromCurl(t *testing.T, line string) *http.Request {
+	t.Helper()
+	url := regexp.MustCompile(`-X POST (\S+)`).FindStringSubmatch(line)
+	data := regexp.MustCompile(`-d '([^']*)'`).FindStringSubmatch(line)
+	if url == nil || data == nil {
+		t.Fatalf("not the expected curl: %s", line)
+	}
+	req, err := http.NewRequest(http.MethodPost, url[1], strings.NewReader(data[1]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range regexp.MustCompile(`-H '([^:]+): ([^']*)'`).FindAllStringSubmatch(line, -1) {
+		req.Header.Set(h[1], h[2])
+	}
+	return req
+}
+
+// TestAPIProcess: a real `simworker api` beside a real worker: a token made
+// with the repo, a SIM created over HTTP, and exit 0 on SIGTERM.
+func TestAPIProcess(t *testing.T) {
+	skipShort(t)
+	ctx := context.Background()
+	dbURL, pool := newDatabase(t, "api_process")
+	f, err := repo.ParseFixtures(deploy.DemoFixtures)
+	if err != nil {
+		t.Fatal(err)
+	}
+	repotest.Load(t, pool, f)
+	ns, err := devstack.StartNATS(devstack.NATSOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ns.Shutdown)
+	port, err := devstack.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := []string{"NATS_URL=" + ns.URL, "DATABASE_URL=" + dbURL, "SIM_HTTP_ADDR=127.0.0.1:0", "SIM_LOG_LEVEL=info"}
+	worker := startProc(t, env...)
+	api := startProcCmd(t, "api", append(env, "SIM_API_ADDR=127.0.0.1:"+itoa(port))...)
+	tok, _, err := repo.CreateToken(ctx, pool, "u-alice", "e2e", time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		req, _ := http.NewRequest(http.MethodPost, "http://127.0.0.1:"+itoa(port)+"/v1/sims",
+			strings.NewReader(`{"device_id":"d-1","iccid":"8944500102198300999"}`))
+		req.Header.Set("Authorization", "Bearer "+tok)
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Idempotency-Key", "e2e-1")
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusCreated {
+				break
+			}
+			if resp.StatusCode != http.StatusServiceUnavailable && resp.StatusCode != http.StatusAccepted {
+				t.Fatalf("POST /v1/sims: %s %s", resp.Status, body)
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no 201 within 60 s (last: %v)\n%s", err, api.output())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if out := api.output(); strings.Contains(out, tok[strings.Index(tok, ".")+1:]) {
+		t.Fatalf("the API logged a token:\n%s", out)
+	}
+	for name, p := range map[string]*proc{"api": api, "worker": worker} {
+		if err := p.stop(40 * time.Second); err != nil {
+			t.Fatalf("%s after SIGTERM: %v\n%s", name, err, p.output())
+		}
+	}
+}
