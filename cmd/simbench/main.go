@@ -33,6 +33,7 @@ type options struct {
 	concurrency int
 	out         string
 	cpuProfile  string
+	http        bool
 }
 
 func main() {
@@ -48,6 +49,7 @@ func main() {
 	flag.IntVar(&o.batchSize, "batch-size", 500, "the worker's SIM_BATCH_SIZE")
 	flag.IntVar(&o.concurrency, "concurrency", 2, "the worker's SIM_CONCURRENCY")
 	flag.StringVar(&o.out, "out", "", "also write the table (Markdown) to this file")
+	flag.BoolVar(&o.http, "http", true, "also measure the HTTP API (simworker api) in front of the worker")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the worker during the throughput run here")
 	quick := flag.Bool("quick", false, "a run of under a minute: 20,000 commands, 2 s per rate, 1,000 naive")
 	flag.Parse()
@@ -100,6 +102,11 @@ func run(ctx context.Context, o options) error {
 	}
 	if err := b.measureLatency(ctx); err != nil {
 		return err
+	}
+	if b.o.http {
+		if err := b.measureHTTP(ctx, w); err != nil {
+			return err
+		}
 	}
 	if err := b.measureScaling(ctx, cmds, w); err != nil {
 		return err

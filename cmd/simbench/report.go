@@ -75,6 +75,27 @@ func (b *bench) measureWorker(ctx context.Context, cmds []command, l limits) (fl
 	return w, nil
 }
 
+// measureHTTP: the HTTP API in front of the worker, beside the NATS path's
+// end-to-end rate w, with the targets.
+func (b *bench) measureHTTP(ctx context.Context, w float64) error {
+	n := max(1000, b.o.commands/10)
+	r, err := b.httpThroughput(ctx, n)
+	if err != nil {
+		return err
+	}
+	b.result(fmt.Sprintf("HTTP API, %d clients", httpClients), rate(r),
+		fmt.Sprintf("%d POST /v1/sims answered 201, each client its own token and keys; simworker api + simworker run", n))
+	verdict := func(ok bool) string { return map[bool]string{true: "met", false: "not met"}[ok] }
+	b.result("HTTP / NATS end to end", fmt.Sprintf("%.2f", r/w), "target at least 0.50: "+verdict(r/w >= 0.5))
+	lat, err := b.httpLatency(ctx, 500, b.o.latencyFor)
+	if err != nil {
+		return err
+	}
+	b.result("HTTP latency at 500/s offered", fmt.Sprintf("p50 %s, p99 %s, max %s", ms(lat.p50), ms(lat.p99), ms(lat.max)),
+		fmt.Sprintf("%d requests over %s, request to 201; achieved %.0f/s; target p99 at most 25 ms: %s", lat.n, b.o.latencyFor, lat.achieved, verdict(lat.p99 <= 25*time.Millisecond)))
+	return nil
+}
+
 // measureLatency: publish to outcome at each fixed offered rate.
 func (b *bench) measureLatency(ctx context.Context) error {
 	for _, r := range b.o.rates {
