@@ -11,8 +11,10 @@ all: build
 build:
 	$(GO) build -o bin/ ./cmd/...
 
-## run: simworker dev (in-process NATS + JetStream, private PostgreSQL, demo data, the worker)
-run: postgres nats-cli build
+## run: simworker dev (in-process NATS + JetStream, private PostgreSQL, demo data, the worker, the API);
+## the nats CLI installs in the background meanwhile (the API's curl needs none)
+run: postgres build
+	@$(MAKE) -s nats-cli >/dev/null 2>&1 &
 	./bin/simworker dev
 
 ## test: vet, then every test with the race detector against real PostgreSQL and JetStream,
