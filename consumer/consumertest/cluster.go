@@ -27,6 +27,10 @@ func StartNode(o devstack.NATSOptions) (*Node, error) {
 	return &Node{NATS: s, opts: s.Options()}, nil
 }
 
+// Shutdown stops the node's current server (the one a Restart made, if any)
+// and removes a temporary store.
+func (n *Node) Shutdown() { n.NATS.Shutdown() }
+
 // Restart starts a stopped node again with the same port and store.
 func (n *Node) Restart() error {
 	s, err := devstack.StartNATS(n.opts)
