@@ -216,21 +216,21 @@ func checkLinks(resp *http.Response, body []byte) error {
 	switch {
 	case resp.StatusCode == http.StatusCreated && hasID:
 		if want := "/v1/sims/" + id; location != want {
-			errs = append(errs, fmt.Errorf("Location is %q, want %q (the body's id)", location, want))
+			errs = append(errs, fmt.Errorf("header Location is %q, want %q (the body's id)", location, want))
 		}
 	case resp.StatusCode == http.StatusAccepted && hasCommand:
 		if want := "/v1/commands/" + command; location != want {
-			errs = append(errs, fmt.Errorf("Location is %q, want %q (the body's command_id)", location, want))
+			errs = append(errs, fmt.Errorf("header Location is %q, want %q (the body's command_id)", location, want))
 		}
 		if len(commandIDs) != 1 || commandIDs[0] != command {
-			errs = append(errs, fmt.Errorf("Sim-Command-Id is %q, want the body's command_id %q", commandIDs, command))
+			errs = append(errs, fmt.Errorf("header Sim-Command-Id is %q, want the body's command_id %q", commandIDs, command))
 		}
 	case resp.StatusCode >= 400 && hasCommand:
 		switch {
 		case command == "" && len(commandIDs) > 0:
-			errs = append(errs, fmt.Errorf("Sim-Command-Id is %q but the body says no command was made (command_id \"\")", commandIDs))
+			errs = append(errs, fmt.Errorf("header Sim-Command-Id is %q but the body says no command was made (command_id \"\")", commandIDs))
 		case command != "" && (len(commandIDs) != 1 || commandIDs[0] != command):
-			errs = append(errs, fmt.Errorf("Sim-Command-Id is %q, want the body's command_id %q", commandIDs, command))
+			errs = append(errs, fmt.Errorf("header Sim-Command-Id is %q, want the body's command_id %q", commandIDs, command))
 		}
 	}
 	return errors.Join(errs...)
@@ -251,11 +251,11 @@ func (v *Validator) checkAllow(path, refused, allow string) error {
 	var errs []error
 	for m := range item.Operations() {
 		if !slices.Contains(listed, m) {
-			errs = append(errs, fmt.Errorf("Allow is %q: it lacks %s, which the document gives %s", allow, m, path))
+			errs = append(errs, fmt.Errorf("header Allow is %q: it lacks %s, which the document gives %s", allow, m, path))
 		}
 	}
 	if slices.Contains(listed, refused) {
-		errs = append(errs, fmt.Errorf("Allow is %q: it lists %s, the method refused", allow, refused))
+		errs = append(errs, fmt.Errorf("header Allow is %q: it lists %s, the method refused", allow, refused))
 	}
 	return errors.Join(errs...)
 }
