@@ -97,8 +97,8 @@ func TestConnectUsesInboxPrefix(t *testing.T) {
 		{"the prefix set", "_INBOX_test", "_INBOX_test."},
 		{"no prefix is _INBOX", "", "_INBOX."},
 	} {
+		// One at a time: the spy on $JS.API.INFO would see the other's request.
 		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
 			nc, err := NATS{URL: srv.URL, InboxPrefix: tc.prefix}.Connect("cli-test", zap.NewNop())
 			if err != nil {
 				t.Fatal(err)
