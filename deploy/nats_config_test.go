@@ -36,6 +36,16 @@ var passwordEnv = map[string]string{
 	"publisher": "SIM_PUBLISHER_PASSWORD",
 	"worker":    "SIM_WORKER_PASSWORD",
 	"operator":  "SIM_OPERATOR_PASSWORD",
+	"api":       "SIM_API_PASSWORD",
+}
+
+// inboxPrefix is each user's inbox prefix: the NATS_INBOX_PREFIX its client
+// is deployed with, and the only inbox accounts.conf lets it subscribe to.
+var inboxPrefix = map[string]string{
+	"publisher": "_INBOX_publisher",
+	"worker":    "_INBOX_worker",
+	"operator":  "_INBOX_operator",
+	"api":       "_INBOX_api",
 }
 
 // setPasswords sets a fresh random password for every user in the
@@ -55,9 +65,9 @@ func setPasswords(t *testing.T) map[string]string {
 	return pw
 }
 
-// checkUsers asserts the three users of accounts.conf are loaded, in
-// account SIM, each with the password from its environment variable and
-// with permissions.
+// checkUsers asserts the users of accounts.conf are loaded, in account SIM,
+// each with the password from its environment variable and with
+// permissions, of which the only inbox it may subscribe to is its own.
 func checkUsers(t *testing.T, opts *server.Options, pw map[string]string) {
 	t.Helper()
 	if len(opts.Users) != len(pw) {
@@ -78,6 +88,16 @@ func checkUsers(t *testing.T, opts *server.Options, pw map[string]string) {
 		}
 		if u.Permissions == nil || u.Permissions.Publish == nil || u.Permissions.Subscribe == nil {
 			t.Errorf("user %q: publish and subscribe permissions missing", name)
+			continue
+		}
+		var inboxes []string
+		for _, s := range u.Permissions.Subscribe.Allow {
+			if s == ">" || strings.HasPrefix(s, "_INBOX") || strings.HasPrefix(s, "*") {
+				inboxes = append(inboxes, s)
+			}
+		}
+		if want := []string{inboxPrefix[name] + ".>"}; !slices.Equal(inboxes, want) {
+			t.Errorf("user %q may subscribe to the inboxes %v, want only %v", name, inboxes, want)
 		}
 	}
 }
@@ -90,15 +110,24 @@ type natsUser struct {
 	errs chan error
 }
 
+// dial connects as user with its role's inbox prefix, as cli.NATS.Connect
+// does with NATS_INBOX_PREFIX.
 func dial(t *testing.T, serverURL, user, password string) *natsUser {
+	t.Helper()
+	return dialPrefix(t, serverURL, user, password, inboxPrefix[user])
+}
+
+// dialPrefix connects as user with the inbox prefix prefix ("": nats.go's
+// default, _INBOX).
+func dialPrefix(t *testing.T, serverURL, user, password, prefix string) *natsUser {
 	t.Helper()
 	c := &natsUser{errs: make(chan error, 64)}
 	var (
 		mu   sync.Mutex
 		done bool // no logging once the test is over
 	)
-	nc, err := nats.Connect(serverURL,
-		nats.Name("deploy-test-"+user),
+	opts := []nats.Option{
+		nats.Name("deploy-test-" + user),
 		nats.UserInfo(user, password),
 		nats.PermissionErrOnSubscribe(true),
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
@@ -112,7 +141,12 @@ func dial(t *testing.T, serverURL, user, password string) *natsUser {
 			case c.errs <- err:
 			default:
 			}
-		}))
+		}),
+	}
+	if prefix != "" {
+		opts = append(opts, nats.CustomInboxPrefix(prefix))
+	}
+	nc, err := nats.Connect(serverURL, opts...)
 	if err != nil {
 		t.Fatalf("connect as %s: %v", user, err)
 	}
@@ -149,6 +183,20 @@ func (c *natsUser) expectDenied(t *testing.T, op, prefix string) {
 	}
 }
 
+// subscribeDenied subscribes c to subject and expects the server's
+// permission violation, and no message.
+func subscribeDenied(t *testing.T, c *natsUser, subject string) {
+	t.Helper()
+	sub, err := c.nc.SubscribeSync(subject)
+	if err == nil {
+		_, err = sub.NextMsg(5 * time.Second)
+		if !errors.Is(err, nats.ErrPermissionViolation) {
+			t.Errorf("subscribe %s: next message: %v, want a permissions violation", subject, err)
+		}
+	}
+	c.expectDenied(t, "Subscription", subject)
+}
+
 // expectNoErrors fails on any asynchronous error received so far, such as a
 // permission a working path turned out to need.
 func (c *natsUser) expectNoErrors(t *testing.T) {
@@ -165,6 +213,26 @@ func (c *natsUser) expectNoErrors(t *testing.T) {
 			return
 		}
 	}
+}
+
+// startServer starts nats-server with opts (a loaded configuration file) on
+// random local ports, with a temporary store, and stops it in cleanup.
+func startServer(t *testing.T, opts *server.Options) *server.Server {
+	t.Helper()
+	opts.Host, opts.Port = "127.0.0.1", server.RANDOM_PORT
+	opts.HTTPHost, opts.HTTPPort = "127.0.0.1", server.RANDOM_PORT
+	opts.StoreDir = t.TempDir()
+	opts.NoSigs = true
+	srv, err := server.NewServer(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Start()
+	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
+	if !srv.ReadyForConnections(30 * time.Second) {
+		t.Fatal("nats-server not ready within 30s")
+	}
+	return srv
 }
 
 func timeout(t *testing.T, d time.Duration) context.Context {
@@ -253,20 +321,18 @@ func TestServerConf(t *testing.T) {
 	}
 	checkUsers(t, opts, pw)
 
-	opts.Host, opts.Port = "127.0.0.1", server.RANDOM_PORT
-	opts.HTTPHost, opts.HTTPPort = "127.0.0.1", server.RANDOM_PORT
-	opts.StoreDir = t.TempDir()
-	opts.NoSigs = true
-	srv, err := server.NewServer(opts)
-	if err != nil {
+	srv := startServer(t, opts)
+	serverURL := srv.ClientURL()
+
+	// ── api (simworker api): its one core subscription to the outcomes ──
+	api := dial(t, serverURL, "api", pw["api"])
+	apiEvents := make(chan *nats.Msg, 8)
+	if _, err := api.nc.ChanSubscribe(client.EventsSubject, apiEvents); err != nil {
+		t.Fatalf("api: subscribe %s: %v", client.EventsSubject, err)
+	}
+	if err := api.nc.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	srv.Start()
-	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
-	if !srv.ReadyForConnections(30 * time.Second) {
-		t.Fatal("nats-server not ready within 30s")
-	}
-	serverURL := srv.ClientURL()
 
 	// ── worker: creates the streams and its durable consumer ──
 	worker := dial(t, serverURL, "worker", pw["worker"])
@@ -306,6 +372,17 @@ func TestServerConf(t *testing.T) {
 		t.Fatalf("worker: dead letter acknowledged by %q", ack.Stream)
 	}
 
+	// ── api: receives the outcome event on its core subscription ──
+	select {
+	case m := <-apiEvents:
+		e, err := client.ParseEvent(m.Data)
+		if err != nil || m.Subject != domain.SubjectCreated || e.ID != out.EventID {
+			t.Fatalf("api: received %s event %q (%v), want %s event %s", m.Subject, e.ID, err, domain.SubjectCreated, out.EventID)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("api: no event on %s within 10s", client.EventsSubject)
+	}
+
 	// ── publisher: publishes a command ──
 	publisher := dial(t, serverURL, "publisher", pw["publisher"])
 	body := []byte(`{"command_id":"` + commandID + `","type":"sim.create"}`)
@@ -317,8 +394,20 @@ func TestServerConf(t *testing.T) {
 		t.Fatalf("publisher: command acknowledged as %s/%d, want %s/1", ack.Stream, ack.Sequence, client.CommandsStream)
 	}
 
-	// ── worker: pulls the command through its durable and acks it ──
-	batch, err := cons.Fetch(1, jetstream.FetchMaxWait(10*time.Second))
+	// ── api: publishes a command the way simworker api does ──
+	apiCommandID := uuid.NewString()
+	apiBody := []byte(`{"command_id":"` + apiCommandID + `","actor_id":"u-1","sim":{}}`)
+	ack, err = api.js.PublishMsg(ctx, client.CommandMsg(apiBody, apiCommandID), jetstream.WithExpectStream(client.CommandsStream))
+	if err != nil {
+		t.Fatalf("api: publish command: %v", err)
+	}
+	if ack.Stream != client.CommandsStream || ack.Sequence != 2 {
+		t.Fatalf("api: command acknowledged as %s/%d, want %s/2", ack.Stream, ack.Sequence, client.CommandsStream)
+	}
+	commands := map[string]string{commandID: string(body), apiCommandID: string(apiBody)}
+
+	// ── worker: pulls both commands through its durable and acks them ──
+	batch, err := cons.Fetch(2, jetstream.FetchMaxWait(10*time.Second))
 	if err != nil {
 		t.Fatalf("worker: fetch: %v", err)
 	}
@@ -329,14 +418,19 @@ func TestServerConf(t *testing.T) {
 	if err := batch.Error(); err != nil {
 		t.Fatalf("worker: fetch: %v", err)
 	}
-	if len(got) != 1 || string(got[0].Data()) != string(body) || got[0].Headers().Get(jetstream.MsgIDHeader) != commandID {
-		t.Fatalf("worker: fetched %d messages, want the published command", len(got))
+	if len(got) != 2 {
+		t.Fatalf("worker: fetched %d messages, want the 2 published commands", len(got))
 	}
-	if err := got[0].InProgress(); err != nil {
-		t.Fatalf("worker: in progress: %v", err)
-	}
-	if err := got[0].Ack(); err != nil {
-		t.Fatalf("worker: ack: %v", err)
+	for _, m := range got {
+		if id := m.Headers().Get(jetstream.MsgIDHeader); commands[id] != string(m.Data()) {
+			t.Fatalf("worker: fetched %q (Nats-Msg-Id %q), not a published command", m.Data(), id)
+		}
+		if err := m.InProgress(); err != nil {
+			t.Fatalf("worker: in progress: %v", err)
+		}
+		if err := m.Ack(); err != nil {
+			t.Fatalf("worker: ack: %v", err)
+		}
 	}
 	// Ack is fire-and-forget: the server must have applied it.
 	var ci *jetstream.ConsumerInfo
@@ -344,11 +438,11 @@ func TestServerConf(t *testing.T) {
 		if ci, err = cons.Info(ctx); err != nil {
 			t.Fatalf("worker: consumer info: %v", err)
 		}
-		if ci.NumAckPending == 0 && ci.AckFloor.Stream == 1 || time.Now().After(deadline) {
+		if ci.NumAckPending == 0 && ci.AckFloor.Stream == 2 || time.Now().After(deadline) {
 			break
 		}
 	}
-	if ci.NumAckPending != 0 || ci.AckFloor.Stream != 1 || ci.NumPending != 0 {
+	if ci.NumAckPending != 0 || ci.AckFloor.Stream != 2 || ci.NumPending != 0 {
 		t.Fatalf("worker: after ack: %d ack pending, ack floor %d, %d pending", ci.NumAckPending, ci.AckFloor.Stream, ci.NumPending)
 	}
 
@@ -362,7 +456,7 @@ func TestServerConf(t *testing.T) {
 	if err != nil {
 		t.Fatalf("operator: stream %s: %v", client.CommandsStream, err)
 	}
-	if info, err := cs.Info(ctx); err != nil || info.State.LastSeq != 1 {
+	if info, err := cs.Info(ctx); err != nil || info.State.LastSeq != 2 {
 		t.Fatalf("operator: stream info: %v (%+v)", err, info)
 	}
 	oc, err := operator.js.OrderedConsumer(ctx, client.CommandsStream, jetstream.OrderedConsumerConfig{FilterSubjects: []string{client.CreateSubject}})
@@ -371,12 +465,12 @@ func TestServerConf(t *testing.T) {
 	}
 	replayed := 0
 	for i := range 2 { // the second fetch finds nothing, and replaces the first consumer
-		batch, err := oc.Fetch(1, jetstream.FetchMaxWait(2*time.Second))
+		batch, err := oc.Fetch(2, jetstream.FetchMaxWait(2*time.Second))
 		if err != nil {
 			t.Fatalf("operator: replay fetch %d: %v", i, err)
 		}
 		for m := range batch.Messages() {
-			if string(m.Data()) != string(body) {
+			if commands[m.Headers().Get(jetstream.MsgIDHeader)] != string(m.Data()) {
 				t.Errorf("operator: replay read %q", m.Data())
 			}
 			replayed++
@@ -385,8 +479,8 @@ func TestServerConf(t *testing.T) {
 			t.Fatalf("operator: replay fetch %d: %v", i, err)
 		}
 	}
-	if replayed != 1 {
-		t.Fatalf("operator: replay read %d commands, want 1", replayed)
+	if replayed != 2 {
+		t.Fatalf("operator: replay read %d commands, want 2", replayed)
 	}
 	// The consumer of the first fetch is deleted (asynchronously): only the
 	// worker's durable and the current ordered consumer remain.
@@ -414,6 +508,30 @@ func TestServerConf(t *testing.T) {
 		t.Fatal("operator: no event read from SIM_EVENTS within 10s")
 	}
 	stop()
+	// simctl tail --since: an ordered consumer of SIM_EVENTS, fetched.
+	tc, err := operator.js.OrderedConsumer(ctx, client.EventsStream, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{client.EventsSubject}, DeliverPolicy: jetstream.DeliverAllPolicy})
+	if err != nil {
+		t.Fatalf("operator: tail: ordered consumer: %v", err)
+	}
+	tailed, err := tc.Fetch(100, jetstream.FetchMaxWait(2*time.Second))
+	if err != nil {
+		t.Fatalf("operator: tail fetch: %v", err)
+	}
+	var tailIDs []string
+	for m := range tailed.Messages() {
+		e, err := client.ParseEvent(m.Data())
+		if err != nil {
+			t.Fatalf("operator: tail read %q: %v", m.Data(), err)
+		}
+		tailIDs = append(tailIDs, e.ID)
+	}
+	if err := tailed.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) {
+		t.Fatalf("operator: tail fetch: %v", err)
+	}
+	if !slices.Equal(tailIDs, []string{out.EventID}) {
+		t.Fatalf("operator: tail read events %v, want [%s]", tailIDs, out.EventID)
+	}
 	// simctl events republish: same event id, de-duplicated by JetStream.
 	f, err = client.PublishOutcome(operator.js, out)
 	if err != nil {
@@ -422,7 +540,7 @@ func TestServerConf(t *testing.T) {
 	if ack := awaitAck(t, f); ack.Stream != client.EventsStream || !ack.Duplicate {
 		t.Fatalf("operator: republish acknowledged by %q (duplicate %v), want a duplicate in %s", ack.Stream, ack.Duplicate, client.EventsStream)
 	}
-	for role, c := range map[string]*natsUser{"worker": worker, "publisher": publisher, "operator": operator} {
+	for role, c := range map[string]*natsUser{"worker": worker, "publisher": publisher, "operator": operator, "api": api} {
 		t.Run("no errors/"+role, c.expectNoErrors)
 	}
 
@@ -460,6 +578,12 @@ func TestServerConf(t *testing.T) {
 			{"publisher", domain.SubjectCreated},
 			{"publisher", client.DeadLetterSubject},
 			{"operator", client.DeadLetterSubject},
+			{"api", domain.SubjectCreated},
+			{"api", client.DeadLetterSubject},
+			{"api", client.CreateSubject + ".other"},
+			// forged replies: a message injected into the worker's pull
+			{"publisher", inboxPrefix["worker"] + ".forged"},
+			{"api", inboxPrefix["worker"] + ".forged"},
 		} {
 			t.Run(tc.user+" publish "+tc.subject, func(t *testing.T) {
 				t.Parallel()
@@ -470,17 +594,38 @@ func TestServerConf(t *testing.T) {
 				denied(t, c, "Publish", tc.subject, err)
 			})
 		}
-		t.Run("publisher subscribe commands", func(t *testing.T) {
-			t.Parallel()
-			c := dial(t, serverURL, "publisher", pw["publisher"])
-			sub, err := c.nc.SubscribeSync(client.CommandsSubject)
-			if err == nil {
-				_, err = sub.NextMsg(5 * time.Second)
-				if !errors.Is(err, nats.ErrPermissionViolation) {
-					t.Errorf("next message: %v, want a permissions violation", err)
+		for _, tc := range []struct{ user, subject string }{
+			{"publisher", client.CommandsSubject},
+			{"api", client.CommandsSubject},
+			{"api", "sim.deadletter.>"},
+		} {
+			t.Run(tc.user+" subscribe "+tc.subject, func(t *testing.T) {
+				t.Parallel()
+				subscribeDenied(t, dial(t, serverURL, tc.user, pw[tc.user]), tc.subject)
+			})
+		}
+		// Every user may read its own inbox only: not the shared _INBOX
+		// nor another role's.
+		for user := range inboxPrefix {
+			others := []string{"_INBOX.>", ">"}
+			for other, prefix := range inboxPrefix {
+				if other != user {
+					others = append(others, prefix+".>")
 				}
 			}
-			c.expectDenied(t, "Subscription", client.CommandsSubject)
+			for _, subject := range others {
+				t.Run(user+" subscribe "+subject, func(t *testing.T) {
+					t.Parallel()
+					subscribeDenied(t, dial(t, serverURL, user, pw[user]), subject)
+				})
+			}
+		}
+		t.Run("worker without its inbox prefix", func(t *testing.T) {
+			t.Parallel()
+			// nats.go's default _INBOX: no reply can reach it.
+			c := dialPrefix(t, serverURL, "worker", pw["worker"], "")
+			_, err := c.js.Stream(timeout(t, 2*time.Second), client.CommandsStream)
+			denied(t, c, "Subscription", "_INBOX.", err)
 		})
 		t.Run("publisher read commands through JetStream", func(t *testing.T) {
 			t.Parallel()
@@ -494,6 +639,31 @@ func TestServerConf(t *testing.T) {
 			c := dial(t, serverURL, "publisher", pw["publisher"])
 			_, err := c.js.Stream(timeout(t, 2*time.Second), client.CommandsStream)
 			denied(t, c, "Publish", "$JS.API.STREAM.INFO."+client.CommandsStream, err)
+		})
+		t.Run("api read commands through JetStream", func(t *testing.T) {
+			t.Parallel()
+			c := dial(t, serverURL, "api", pw["api"])
+			_, err := c.js.CreateConsumer(timeout(t, 2*time.Second), client.CommandsStream,
+				jetstream.ConsumerConfig{AckPolicy: jetstream.AckNonePolicy, FilterSubject: client.CreateSubject})
+			denied(t, c, "Publish", "$JS.API.CONSUMER.CREATE."+client.CommandsStream+".", err)
+		})
+		t.Run("api stream info", func(t *testing.T) {
+			t.Parallel()
+			c := dial(t, serverURL, "api", pw["api"])
+			_, err := c.js.Stream(timeout(t, 2*time.Second), client.CommandsStream)
+			denied(t, c, "Publish", "$JS.API.STREAM.INFO."+client.CommandsStream, err)
+		})
+		t.Run("api create stream", func(t *testing.T) {
+			t.Parallel()
+			c := dial(t, serverURL, "api", pw["api"])
+			_, err := c.js.CreateStream(timeout(t, 2*time.Second), jetstream.StreamConfig{Name: "SIM_OTHER", Subjects: []string{"other.>"}})
+			denied(t, c, "Publish", "$JS.API.STREAM.CREATE.SIM_OTHER", err)
+		})
+		t.Run("api delete stream", func(t *testing.T) {
+			t.Parallel()
+			c := dial(t, serverURL, "api", pw["api"])
+			err := c.js.DeleteStream(timeout(t, 2*time.Second), client.CommandsStream)
+			denied(t, c, "Publish", "$JS.API.STREAM.DELETE."+client.CommandsStream, err)
 		})
 		t.Run("operator create stream", func(t *testing.T) {
 			t.Parallel()
@@ -524,8 +694,9 @@ func TestServerConf(t *testing.T) {
 		})
 	})
 
-	// Nothing refused reached a stream, and the worker's durable is intact.
-	for stream, want := range map[string]uint64{client.CommandsStream: 1, client.EventsStream: 1, client.DeadLetterStream: 1} {
+	// Nothing refused reached a stream, and the worker's durable is intact
+	// (simctl status: the streams and the durable, looked up by the operator).
+	for stream, want := range map[string]uint64{client.CommandsStream: 2, client.EventsStream: 1, client.DeadLetterStream: 1} {
 		s, err := operator.js.Stream(ctx, stream)
 		if err != nil {
 			t.Fatalf("operator: stream %s: %v", stream, err)
@@ -538,10 +709,117 @@ func TestServerConf(t *testing.T) {
 			t.Errorf("stream %s holds %d messages, want %d", stream, info.State.Msgs, want)
 		}
 	}
+	if _, err := operator.js.Consumer(ctx, client.CommandsStream, consumer.DurableName); err != nil {
+		t.Errorf("operator: durable %s: %v", consumer.DurableName, err)
+	}
+	operator.expectNoErrors(t)
 	if ci, err := cons.Info(ctx); err != nil {
 		t.Errorf("worker: durable after the refusals: %v", err)
 	} else if ci.Config.MaxDeliver != -1 || ci.NumPending != 0 || ci.NumAckPending != 0 {
 		t.Errorf("worker: durable changed: max deliver %d, %d pending, %d ack pending", ci.Config.MaxDeliver, ci.NumPending, ci.NumAckPending)
+	}
+}
+
+// TestWorkerDeliveriesPrivate: while the worker pulls commands through its
+// durable (cons.Consume, as consumer.Worker does) on its own inbox prefix,
+// the other users try to read them on the worker's inbox, the shared
+// _INBOX and everything: each attempt is refused and nothing reaches them.
+func TestWorkerDeliveriesPrivate(t *testing.T) {
+	pw := setPasswords(t) // t.Setenv: this test cannot be parallel
+	opts, err := server.ProcessConfigFile(serverConf)
+	if err != nil {
+		t.Fatalf("load %s: %v", serverConf, err)
+	}
+	srv := startServer(t, opts)
+	serverURL := srv.ClientURL()
+	ctx := timeout(t, 60*time.Second)
+
+	worker := dial(t, serverURL, "worker", pw["worker"])
+	cons, err := consumer.Setup(ctx, worker.js, consumer.StreamConfig{})
+	if err != nil {
+		t.Fatalf("worker: consumer.Setup: %v", err)
+	}
+
+	// The eavesdroppers subscribe before anything is pulled; whatever reaches
+	// them goes to leaked.
+	type leak struct{ user, sub, subject string }
+	leaked := make(chan leak, 64)
+	spies := map[string]*natsUser{}
+	for _, user := range []string{"publisher", "api", "operator"} {
+		c := dial(t, serverURL, user, pw[user])
+		spies[user] = c
+		for _, subject := range []string{inboxPrefix["worker"] + ".>", "_INBOX.>", ">"} {
+			_, err := c.nc.Subscribe(subject, func(m *nats.Msg) {
+				select {
+				case leaked <- leak{user, subject, m.Subject}:
+				default:
+				}
+			})
+			if err != nil {
+				t.Fatalf("%s: subscribe %s: %v", user, subject, err)
+			}
+			// One at a time: expectDenied drops the errors it is not waiting for.
+			c.expectDenied(t, "Subscription", subject)
+		}
+	}
+
+	// Commands from the publisher and the API, pulled by the worker.
+	const n = 10
+	want := map[string]bool{}
+	for i := range n {
+		from := spies["publisher"]
+		if i%2 == 1 {
+			from = spies["api"]
+		}
+		id := uuid.NewString()
+		want[id] = true
+		body := []byte(`{"command_id":"` + id + `","type":"sim.create"}`)
+		if _, err := from.js.PublishMsg(ctx, client.CommandMsg(body, id), jetstream.WithExpectStream(client.CommandsStream)); err != nil {
+			t.Fatalf("publish command %d: %v", i, err)
+		}
+	}
+	pulled := make(chan jetstream.Msg, n)
+	cc, err := cons.Consume(func(m jetstream.Msg) {
+		if err := m.Ack(); err != nil {
+			t.Errorf("worker: ack: %v", err)
+		}
+		pulled <- m
+	}, jetstream.PullMaxMessages(4)) // several pull requests, each on a new reply subject
+	if err != nil {
+		t.Fatalf("worker: consume: %v", err)
+	}
+	t.Cleanup(cc.Stop)
+	deadline := time.After(10 * time.Second)
+	for range n {
+		select {
+		case m := <-pulled:
+			if id := m.Headers().Get(jetstream.MsgIDHeader); !want[id] || !strings.HasPrefix(m.Reply(), "$JS.ACK.") {
+				t.Fatalf("worker: pulled command %q (reply %q), not one published", id, m.Reply())
+			}
+		case <-deadline:
+			t.Fatalf("worker: pulled fewer than %d commands within 10s", n)
+		}
+	}
+	if ci, err := cons.Info(ctx); err != nil || ci.NumPending != 0 {
+		t.Fatalf("worker: consumer info after the pulls: %v (%+v)", err, ci)
+	}
+	worker.expectNoErrors(t)
+
+	// The deliveries went out on the worker's inbox; a PING round trip on
+	// every eavesdropper's connection, and a short bounded wait on top,
+	// leave time for any copy to arrive.
+	for user, c := range spies {
+		if err := c.nc.Flush(); err != nil {
+			t.Fatalf("%s: flush: %v", user, err)
+		}
+	}
+	select {
+	case l := <-leaked:
+		t.Fatalf("%s read %s through its subscription to %s", l.user, l.subject, l.sub)
+	case <-time.After(500 * time.Millisecond):
+	}
+	for user, c := range spies {
+		t.Run("no other errors/"+user, c.expectNoErrors)
 	}
 }
 

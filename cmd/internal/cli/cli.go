@@ -6,7 +6,9 @@ package cli
 import (
 	"fmt"
 	"io"
+	"strings"
 	"time"
+	"unicode"
 
 	"github.com/nats-io/nats.go"
 	"go.uber.org/zap"
@@ -37,13 +39,37 @@ type NATS struct {
 	CA       string `env:"NATS_CA" flag:"nats-ca" help:"path of a PEM CA bundle to verify the NATS server's TLS certificate"`
 	Cert     string `env:"NATS_CERT" flag:"nats-cert" help:"path of a PEM client certificate for TLS client authentication (with -nats-key)"`
 	Key      string `env:"NATS_KEY" flag:"nats-key" help:"path of the PEM private key of -nats-cert"`
+	// InboxPrefix replaces nats.go's _INBOX in every reply subject of the
+	// connection: request replies, PubAcks, and the messages of pull and
+	// ordered consumers. A NATS user that may subscribe only to its own
+	// prefix (deploy/nats/accounts.conf) keeps them from other users.
+	InboxPrefix string `env:"NATS_INBOX_PREFIX" flag:"nats-inbox-prefix" help:"prefix of this client's reply subjects instead of _INBOX (e.g. _INBOX_worker): the one its NATS user may subscribe to"`
 }
 
-// Validate: a client certificate comes with its key.
+// Validate: a client certificate comes with its key; an inbox prefix is
+// a subject without wildcards.
 func (n *NATS) Validate(c *Check) {
 	if (n.Cert == "") != (n.Key == "") {
 		c.Fail(&n.Cert, "a client certificate and its key (NATS_KEY, -nats-key) go together")
 	}
+	if n.InboxPrefix != "" && !literalSubject(n.InboxPrefix) {
+		c.Fail(&n.InboxPrefix, "%q is not a subject prefix: tokens separated by single dots, without spaces, * or > (e.g. _INBOX_worker)", n.InboxPrefix)
+	}
+}
+
+// literalSubject tells whether s is a NATS subject without wildcards:
+// non-empty tokens separated by dots, with no white space, '*' or '>'
+// (the server splits a protocol line on white space; nats.go refuses
+// wildcards in an inbox prefix).
+func literalSubject(s string) bool {
+	for _, tok := range strings.Split(s, ".") {
+		if tok == "" || strings.ContainsFunc(tok, func(r rune) bool {
+			return r == '*' || r == '>' || unicode.IsSpace(r) || unicode.IsControl(r)
+		}) {
+			return false
+		}
+	}
+	return true
 }
 
 // Database is the PostgreSQL connection of a command that needs one.
@@ -92,6 +118,9 @@ func (n NATS) Connect(name string, log *zap.Logger) (*nats.Conn, error) {
 	}
 	if n.Cert != "" || n.Key != "" { // both: see Validate
 		opts = append(opts, nats.ClientCert(n.Cert, n.Key))
+	}
+	if n.InboxPrefix != "" {
+		opts = append(opts, nats.CustomInboxPrefix(n.InboxPrefix))
 	}
 	nc, err := nats.Connect(n.URL, opts...)
 	if err != nil {

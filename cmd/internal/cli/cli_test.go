@@ -1,0 +1,114 @@
+package cli
+
+import (
+	"context"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+
+	"simworker/internal/devstack"
+)
+
+// natsConfig is a configuration holding only the NATS connection.
+type natsConfig struct{ NATS NATS }
+
+func loadNATS(t *testing.T, environ map[string]string) (*natsConfig, error) {
+	t.Helper()
+	var cfg natsConfig
+	_, err := bind("prog nats", "prog nats: testing.", &cfg).load(nil, environ, io.Discard)
+	return &cfg, err
+}
+
+func TestInboxPrefixValidated(t *testing.T) {
+	t.Parallel()
+	for _, p := range []string{"_INBOX_worker", "_INBOX.worker", "a.b-c.d_e", "_INBOX"} {
+		t.Run("accepted "+p, func(t *testing.T) {
+			cfg, err := loadNATS(t, map[string]string{"NATS_URL": "nats://h:4222", "NATS_INBOX_PREFIX": p})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.NATS.InboxPrefix != p {
+				t.Fatalf("InboxPrefix = %q, want %q", cfg.NATS.InboxPrefix, p)
+			}
+		})
+	}
+	t.Run("unset is nats.go's default", func(t *testing.T) {
+		cfg, err := loadNATS(t, map[string]string{"NATS_URL": "nats://h:4222"})
+		if err != nil || cfg.NATS.InboxPrefix != "" {
+			t.Fatalf("InboxPrefix = %q, err = %v", cfg.NATS.InboxPrefix, err)
+		}
+	})
+	for _, p := range []string{"_INBOX.>", "_INBOX.*", "_INBOX_*", "_INBOX.", ".INBOX", "a..b", "_INBOX worker", "_INBOX\tw", "_INBOX\x00"} {
+		t.Run("refused "+p, func(t *testing.T) {
+			_, err := loadNATS(t, map[string]string{"NATS_URL": "nats://h:4222", "NATS_INBOX_PREFIX": p})
+			if err == nil || !strings.HasPrefix(err.Error(), "NATS_INBOX_PREFIX (-nats-inbox-prefix): ") {
+				t.Fatalf("err = %v, want a problem of NATS_INBOX_PREFIX", err)
+			}
+		})
+	}
+}
+
+func TestConnectUsesInboxPrefix(t *testing.T) {
+	t.Parallel()
+	srv, err := devstack.StartNATS(devstack.NATSOptions{StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Shutdown)
+
+	// A JetStream request's reply subject, as a third party on the API
+	// subject sees it (the server answers the request as well).
+	replyOf := func(t *testing.T, nc *nats.Conn) string {
+		t.Helper()
+		spy, err := nats.Connect(srv.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer spy.Close()
+		sub, err := spy.SubscribeSync("$JS.API.INFO")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := spy.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		js, err := jetstream.New(nc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if _, err := js.AccountInfo(ctx); err != nil {
+			t.Fatalf("account info: %v", err)
+		}
+		m, err := sub.NextMsg(5 * time.Second)
+		if err != nil {
+			t.Fatalf("the request was not seen: %v", err)
+		}
+		return m.Reply
+	}
+
+	for _, tc := range []struct{ name, prefix, want string }{
+		{"the prefix set", "_INBOX_test", "_INBOX_test."},
+		{"no prefix is _INBOX", "", "_INBOX."},
+	} {
+		// One at a time: the spy on $JS.API.INFO would see the other's request.
+		t.Run(tc.name, func(t *testing.T) {
+			nc, err := NATS{URL: srv.URL, InboxPrefix: tc.prefix}.Connect("cli-test", zap.NewNop())
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(nc.Close)
+			for what, subject := range map[string]string{"NewInbox": nc.NewInbox(), "NewRespInbox": nc.NewRespInbox(), "a JetStream request's reply": replyOf(t, nc)} {
+				if !strings.HasPrefix(subject, tc.want) {
+					t.Errorf("%s is %q, want it under %s", what, subject, tc.want)
+				}
+			}
+		})
+	}
+}
