@@ -4,7 +4,7 @@ SHELL := /bin/bash
 GO    ?= go
 NATS_CLI_VERSION := v0.5.0
 
-.PHONY: all build run test test-short chaos bench bench-go fuzz lint fmt postgres nats-cli validate-docs clean
+.PHONY: all build run test test-short chaos bench bench-go fuzz lint fmt postgres chromium nats-cli validate-docs clean
 
 all: build
 
@@ -18,8 +18,8 @@ run: postgres build
 	./bin/simworker dev
 
 ## test: vet, then every test with the race detector against real PostgreSQL and JetStream,
-## the fault suite included (its table is printed at the end)
-test: postgres
+## the fault suite included (its table is printed at the end), the API reference in headless Chromium
+test: postgres chromium
 	$(GO) vet ./...
 	@mkdir -p bin && rm -f bin/fault-table.txt
 	SIM_FAULT_TABLE=$(CURDIR)/bin/fault-table.txt $(GO) test -race -count=1 -timeout 30m ./...
@@ -68,6 +68,10 @@ validate-docs:
 ## postgres: make sure the PostgreSQL server binaries are here (installs them with apt-get as root)
 postgres:
 	@./scripts/ensure-postgres.sh
+
+## chromium: make sure a Chromium is here for the browser test of the API reference (installs Debian's with apt-get as root)
+chromium:
+	@./scripts/ensure-chromium.sh
 
 ## nats-cli: the nats command line tool, for publishing and watching by hand
 nats-cli:

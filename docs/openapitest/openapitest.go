@@ -140,18 +140,22 @@ func (v *Validator) validate(req *http.Request, reqBody []byte, withRequest bool
 	}
 	setBody(r, reqBody)
 
+	// A request the document has no operation for still gets the answer the
+	// document gives it: 404 for an unknown path, 405 for another method.
+	var errs []error
 	route, params, err := v.router.FindRoute(r)
 	switch {
 	case errors.Is(err, routers.ErrPathNotFound):
 		if withRequest {
-			return fmt.Errorf("request: no path of the document matches %s", r.URL.Path)
+			errs = append(errs, fmt.Errorf("request: no path of the document matches %s", r.URL.Path))
 		}
-		return v.validateResponse(ctx, v.syntheticInput(r, v.notFound), req.Method, resp, respBody)
+		errs = append(errs, v.validateResponse(ctx, v.syntheticInput(r, v.notFound), req.Method, resp, respBody))
+		return errors.Join(errs...)
 	case errors.Is(err, routers.ErrMethodNotAllowed):
 		if withRequest {
-			return fmt.Errorf("request: %s does not take %s", r.URL.Path, req.Method)
+			errs = append(errs, fmt.Errorf("request: %s does not take %s", r.URL.Path, req.Method))
 		}
-		errs := []error{v.validateResponse(ctx, v.syntheticInput(r, v.methodNotAllowed), req.Method, resp, respBody)}
+		errs = append(errs, v.validateResponse(ctx, v.syntheticInput(r, v.methodNotAllowed), req.Method, resp, respBody))
 		if resp.StatusCode == http.StatusMethodNotAllowed {
 			errs = append(errs, v.checkAllow(r.URL.Path, req.Method, resp.Header.Get("Allow")))
 		}
@@ -161,7 +165,6 @@ func (v *Validator) validate(req *http.Request, reqBody []byte, withRequest bool
 	}
 
 	in := &openapi3filter.RequestValidationInput{Request: r, PathParams: params, Route: route, Options: v.opts}
-	var errs []error
 	if withRequest {
 		if err := openapi3filter.ValidateRequest(ctx, in); err != nil {
 			errs = append(errs, fmt.Errorf("request: %w", err))

@@ -36,6 +36,8 @@ var answers = map[string]answer{
 	"created": {201, map[string]string{"Location": "/v1/sims/" + simID, "Sim-Command-Id": "c-1"}, sim},
 	"created, replayed": {201, map[string]string{"Location": "/v1/sims/" + simID, "Sim-Command-Id": "c-1",
 		"Idempotent-Replayed": "true"}, sim},
+	"created, with a charset": {201, map[string]string{"Location": "/v1/sims/" + simID, "Sim-Command-Id": "c-1",
+		"Content-Type": "application/json; charset=utf-8"}, sim},
 	"created without Location":         {201, map[string]string{"Sim-Command-Id": "c-1"}, sim},
 	"created at another Location":      {201, map[string]string{"Location": "/v1/sims/other", "Sim-Command-Id": "c-1"}, sim},
 	"created without its iccid":        {201, map[string]string{"Location": "/v1/sims/" + simID, "Sim-Command-Id": "c-1"}, strings.Replace(sim, `"iccid": "8944500102198304826", `, "", 1)},
@@ -139,6 +141,7 @@ func TestValidator(t *testing.T) {
 		{"POST", "/v1/sims", "created", validBody, auth, "", ""},
 		{"POST", "/v1/sims", "created, replayed", validBody, with("Idempotency-Key", "k 1"), "", ""},
 		{"POST", "/v1/sims", "created", validBody, with("Content-Type", "application/json; charset=utf-8"), "", ""},
+		{"POST", "/v1/sims", "created, with a charset", validBody, auth, "", ""},
 		{"POST", "/v1/sims", "created without Location", validBody, auth, `"Location"`, `"Location"`},
 		{"POST", "/v1/sims", "created at another Location", validBody, auth, "the body's id", "the body's id"},
 		{"POST", "/v1/sims", "created without its iccid", validBody, auth, `"iccid"`, `"iccid"`},
@@ -169,25 +172,27 @@ func TestValidator(t *testing.T) {
 		{"DELETE", "/v1/sims", "method not allowed, Allow wrong", "", auth, "does not take DELETE", "it lacks POST"},
 		{"DELETE", "/v1/sims", "not found", "", auth, "does not take DELETE", "status is not supported"},
 	} {
-		name := c.method + " " + c.path + ": " + c.answer
-		req, reqBody, resp, respBody := exchange(t, srv, c.method, c.path, c.answer, c.body, c.header)
-		for _, check := range []struct {
-			what string
-			err  error
-			want string
-		}{
-			{"Validate", v.Validate(req, reqBody, resp, respBody), c.want},
-			{"ValidateResponse", v.ValidateResponse(req, resp, respBody), c.wantResponse},
-		} {
-			switch {
-			case check.want == "" && check.err != nil:
-				t.Errorf("%s: %s: %v", name, check.what, check.err)
-			case check.want != "" && check.err == nil:
-				t.Errorf("%s: %s found nothing, want %q", name, check.what, check.want)
-			case check.want != "" && !strings.Contains(check.err.Error(), check.want):
-				t.Errorf("%s: %s says %v\nwant it to mention %q", name, check.what, check.err, check.want)
+		t.Run(c.method+" "+c.path+": "+c.answer, func(t *testing.T) {
+			t.Parallel() // one Validator for parallel tests, as the API's tests will use it
+			req, reqBody, resp, respBody := exchange(t, srv, c.method, c.path, c.answer, c.body, c.header)
+			for _, check := range []struct {
+				what string
+				err  error
+				want string
+			}{
+				{"Validate", v.Validate(req, reqBody, resp, respBody), c.want},
+				{"ValidateResponse", v.ValidateResponse(req, resp, respBody), c.wantResponse},
+			} {
+				switch {
+				case check.want == "" && check.err != nil:
+					t.Errorf("%s: %v", check.what, check.err)
+				case check.want != "" && check.err == nil:
+					t.Errorf("%s found nothing, want %q", check.what, check.want)
+				case check.want != "" && !strings.Contains(check.err.Error(), check.want):
+					t.Errorf("%s says %v\nwant it to mention %q", check.what, check.err, check.want)
+				}
 			}
-		}
+		})
 	}
 }
 
