@@ -112,9 +112,13 @@ func TestAPIProcess(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	env := []string{"NATS_URL=" + ns.URL, "DATABASE_URL=" + dbURL, "SIM_HTTP_ADDR=127.0.0.1:0", "SIM_LOG_LEVEL=info"}
-	worker := startProc(t, env...)
-	api := startProcCmd(t, "api", append(env, "SIM_API_ADDR=127.0.0.1:"+itoa(port))...)
+	opsPort, err := devstack.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := []string{"NATS_URL=" + ns.URL, "DATABASE_URL=" + dbURL, "SIM_LOG_LEVEL=info"}
+	worker := startProc(t, append(env, "SIM_HTTP_ADDR=127.0.0.1:0")...)
+	api := startProcCmd(t, "api", append(env, "SIM_API_ADDR=127.0.0.1:"+itoa(port), "SIM_HTTP_ADDR=127.0.0.1:"+itoa(opsPort))...)
 	tok, _, err := repo.CreateToken(ctx, pool, "u-alice", "e2e", time.Time{})
 	if err != nil {
 		t.Fatal(err)
@@ -142,6 +146,16 @@ func TestAPIProcess(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	// The API process's own endpoint: ready (NATS, PostgreSQL, its events
+	// subscription), and its metrics count the request.
+	ops := "http://127.0.0.1:" + itoa(opsPort)
+	if code, body := get(t, ops+"/readyz"); code != 200 || !strings.Contains(body, `"name":"events","ok":true`) {
+		t.Fatalf("API /readyz: %d %s", code, body)
+	}
+	if _, body := get(t, ops+"/metrics"); !strings.Contains(body, `simworker_api_requests_total{route="POST /v1/sims",status="201"} 1`) ||
+		!strings.Contains(body, `simworker_api_outcomes_total{type="sim.created"`) {
+		t.Fatalf("API /metrics lacks the request:\n%s", body)
+	}
 	if out := api.output(); strings.Contains(out, tok[strings.Index(tok, ".")+1:]) {
 		t.Fatalf("the API logged a token:\n%s", out)
 	}
@@ -150,4 +164,15 @@ func TestAPIProcess(t *testing.T) {
 			t.Fatalf("%s after SIGTERM: %v\n%s", name, err, p.output())
 		}
 	}
+}
+
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
 }
