@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"simworker/deploy"
 	"simworker/internal/devstack"
 	"simworker/repo"
 	"simworker/repo/repotest"
@@ -98,11 +97,7 @@ func TestAPIProcess(t *testing.T) {
 	skipShort(t)
 	ctx := context.Background()
 	dbURL, pool := newDatabase(t, "api_process")
-	f, err := repo.ParseFixtures(deploy.DemoFixtures)
-	if err != nil {
-		t.Fatal(err)
-	}
-	repotest.Load(t, pool, f)
+	repotest.LoadDemo(t, pool)
 	ns, err := devstack.StartNATS(devstack.NATSOptions{})
 	if err != nil {
 		t.Fatal(err)

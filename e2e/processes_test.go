@@ -12,10 +12,9 @@ import (
 
 	"simworker/client"
 	"simworker/consumer"
-	"simworker/deploy"
 	"simworker/internal/devstack"
 	"simworker/internal/testfactory"
-	"simworker/repo"
+	"simworker/repo/repotest"
 )
 
 // TestTwoProcessesExactlyOneOutcomeEach runs two `simworker run` processes on
@@ -26,13 +25,7 @@ func TestTwoProcessesExactlyOneOutcomeEach(t *testing.T) {
 	skipShort(t)
 	ctx := context.Background()
 	dbURL, pool := newDatabase(t, "two_processes")
-	f, err := repo.ParseFixtures(deploy.DemoFixtures)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := repo.LoadFixtures(ctx, pool, f); err != nil {
-		t.Fatal(err)
-	}
+	repotest.LoadDemo(t, pool)
 	ns, err := devstack.StartNATS(devstack.NATSOptions{})
 	if err != nil {
 		t.Fatal(err)

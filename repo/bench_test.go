@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"simworker/deploy"
 	"simworker/domain"
 	"simworker/repo"
 	"simworker/repo/repotest"
@@ -18,7 +17,7 @@ func BenchmarkHandle(b *testing.B) {
 	for _, size := range []int{1, 100, 500} {
 		b.Run(fmt.Sprintf("batch=%d", size), func(b *testing.B) {
 			pool, _ := repotest.NewDB(b)
-			repotest.LoadFixtures(b, pool, string(deploy.DemoFixtures))
+			repotest.LoadDemo(b, pool)
 			store := repo.NewStore(pool, "")
 			ctx := context.Background()
 			n := 0

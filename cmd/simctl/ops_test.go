@@ -22,7 +22,6 @@ import (
 	"simworker/client"
 	"simworker/consumer"
 	"simworker/consumer/consumertest"
-	"simworker/deploy"
 	"simworker/internal/devstack"
 	"simworker/repo/repotest"
 )
@@ -42,7 +41,7 @@ type world struct {
 func newWorld(t *testing.T) *world {
 	t.Helper()
 	pool, dbURL := repotest.NewDB(t)
-	repotest.LoadFixtures(t, pool, string(deploy.DemoFixtures))
+	repotest.LoadDemo(t, pool)
 	ns, nc, js := consumertest.NATS(t, consumer.StreamConfig{})
 	w := &world{t: t, pool: pool, dbURL: dbURL, ns: ns, js: js, nc: nc}
 	if _, err := nc.Subscribe("sim.events.>", func(m *nats.Msg) {

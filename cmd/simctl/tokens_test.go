@@ -5,14 +5,13 @@ import (
 	"strings"
 	"testing"
 
-	"simworker/deploy"
 	"simworker/repo"
 	"simworker/repo/repotest"
 )
 
 func TestTokensCommands(t *testing.T) {
 	pool, dbURL := repotest.NewDB(t)
-	repotest.LoadFixtures(t, pool, string(deploy.DemoFixtures))
+	repotest.LoadDemo(t, pool)
 	t.Setenv("DATABASE_URL", dbURL)
 	out, _, err := simctl(t, "tokens", "create", "--user", "u-alice", "--name", "ci", "--expires", "24h")
 	if err != nil {

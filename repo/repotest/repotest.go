@@ -18,6 +18,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"simworker/deploy"
 	"simworker/internal/devstack"
 	"simworker/repo"
 )
@@ -110,16 +111,15 @@ func NewDB(t testing.TB) (*pgxpool.Pool, string) {
 	return pool, dbURL
 }
 
-// LoadFixtures loads a fixtures document given as JSON text.
-func LoadFixtures(t testing.TB, pool *pgxpool.Pool, doc string) {
+// LoadDemo loads the demo reference data (deploy/fixtures/demo.json), as
+// simworker dev does.
+func LoadDemo(t testing.TB, pool *pgxpool.Pool) {
 	t.Helper()
-	f, err := repo.ParseFixtures([]byte(doc))
+	f, err := repo.ParseFixtures(deploy.DemoFixtures)
 	if err != nil {
-		t.Fatalf("parse fixtures: %v", err)
+		t.Fatalf("parse the demo fixtures: %v", err)
 	}
-	if _, err := repo.LoadFixtures(context.Background(), pool, f); err != nil {
-		t.Fatalf("load fixtures: %v", err)
-	}
+	Load(t, pool, f)
 }
 
 // RefuseConnections makes the server at serverURL (its maintenance

@@ -23,7 +23,6 @@ import (
 	"simworker/cmd/internal/ops"
 	"simworker/consumer"
 	"simworker/consumer/consumertest"
-	"simworker/deploy"
 	"simworker/internal/devstack"
 	"simworker/repo"
 	"simworker/repo/repotest"
@@ -48,7 +47,7 @@ func start(t *testing.T) *env {
 
 func startOn(t *testing.T, pool *pgxpool.Pool, dbURL string) *env {
 	t.Helper()
-	repotest.LoadFixtures(t, pool, string(deploy.DemoFixtures))
+	repotest.LoadDemo(t, pool)
 	_, nc, js := consumertest.NATS(t, consumer.StreamConfig{})
 	var w atomic.Pointer[consumer.Worker]
 	srv := ops.New(nc, js, pool, func() bool { p := w.Load(); return p != nil && p.Ready() })
