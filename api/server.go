@@ -47,6 +47,7 @@ type Server struct {
 	js      jetstream.JetStream
 	log     *zap.Logger
 	waiter  *waiter
+	records *recorder
 	tokens  *tokenCache
 	limiter *limiter
 	handler http.Handler
@@ -54,14 +55,14 @@ type Server struct {
 
 // New builds the API on a NATS connection (publishing commands, receiving
 // events) and a PostgreSQL pool (tokens, the commands the API made, stored
-// outcomes, SIMs). Close releases its subscription.
+// outcomes, SIMs). Close releases its subscription and its writers.
 func New(nc *nats.Conn, js jetstream.JetStream, pool *pgxpool.Pool, log *zap.Logger, cfg Config) (*Server, error) {
 	cfg = cfg.withDefaults()
 	w, err := newWaiter(nc)
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, pool: pool, js: js, log: log, waiter: w,
+	s := &Server{cfg: cfg, pool: pool, js: js, log: log, waiter: w, records: newRecorder(pool),
 		tokens: &tokenCache{seen: map[[32]byte]cachedToken{}, check: func(ctx context.Context, token string) (string, string, bool, error) {
 			return repo.Authenticate(ctx, pool, token)
 		}},
@@ -92,8 +93,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.S
 // Live reports whether the outcome events subscription receives events.
 func (s *Server) Live() bool { return s.waiter.live() }
 
-// Close ends the events subscription.
-func (s *Server) Close() { s.waiter.close() }
+// Close ends the events subscription and the writing of records.
+func (s *Server) Close() {
+	s.waiter.close()
+	s.records.close()
+}
 
 // Config is the API's configuration, defaults filled in.
 func (s *Server) Config() Config { return s.cfg }

@@ -148,26 +148,109 @@ type APICommand struct {
 	BodyHash  []byte
 }
 
-// RecordCommand records that userID asks for a command with the body of
-// bodyHash, under key (nil: no Idempotency-Key) and returns the command that
-// answers it: the new one (commandID, created true), or, when the user used
-// the key before, the command made then. Requests racing on one key all get
-// the one command: the unique constraint settles it. The caller compares
-// BodyHash to refuse a key reused with another body.
+// CommandRequest is a request for a command: userID asks for one with the
+// body of BodyHash, under Key (nil: no Idempotency-Key); CommandID is the id
+// of the command made if the key is new.
+type CommandRequest struct {
+	UserID    string
+	Key       *string
+	BodyHash  []byte
+	CommandID string
+}
+
+// RecordCommand records one request (see RecordCommands).
 func RecordCommand(ctx context.Context, pool *pgxpool.Pool, userID string, key *string, bodyHash []byte, commandID string) (APICommand, bool, error) {
-	cmd := APICommand{CommandID: commandID, UserID: userID, BodyHash: bodyHash}
-	tag, err := pool.Exec(ctx, `
-		INSERT INTO api_commands (command_id, user_id, idempotency_key, body_hash) VALUES ($1, $2, $3, $4)
-		ON CONFLICT ON CONSTRAINT api_commands_user_key DO NOTHING`, commandID, userID, key, bodyHash)
+	res, err := RecordCommands(ctx, pool, []CommandRequest{{UserID: userID, Key: key, BodyHash: bodyHash, CommandID: commandID}})
 	if err != nil {
-		return APICommand{}, false, translate(err)
+		return APICommand{}, false, err
 	}
-	if tag.RowsAffected() == 1 {
-		return cmd, true, nil
+	return res[0].Command, res[0].Created, nil
+}
+
+// Recorded is what a CommandRequest got: the new command (Created), or the
+// one the user made under the key before.
+type Recorded struct {
+	Command APICommand
+	Created bool
+}
+
+// RecordCommands records requests in one statement and returns, for each,
+// the command that answers it: the new one (its CommandID, Created), or,
+// when the user used the key before, the command made then. Requests racing
+// on one key, in this batch or in another transaction, all get the one
+// command: the unique constraint settles it. The caller compares BodyHash to
+// refuse a key reused with another body.
+func RecordCommands(ctx context.Context, pool *pgxpool.Pool, reqs []CommandRequest) ([]Recorded, error) {
+	ids, users, keys, hashes := make([]string, len(reqs)), make([]string, len(reqs)), make([]*string, len(reqs)), make([][]byte, len(reqs))
+	for i, q := range reqs {
+		ids[i], users[i], keys[i], hashes[i] = q.CommandID, q.UserID, q.Key, q.BodyHash
 	}
-	err = pool.QueryRow(ctx, `SELECT command_id, body_hash FROM api_commands WHERE user_id = $1 AND idempotency_key = $2`,
-		userID, key).Scan(&cmd.CommandID, &cmd.BodyHash)
-	return cmd, false, translate(err)
+	rows, err := pool.Query(ctx, `
+		INSERT INTO api_commands (command_id, user_id, idempotency_key, body_hash)
+		SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[])
+		ON CONFLICT ON CONSTRAINT api_commands_user_key DO NOTHING
+		RETURNING command_id`, ids, users, keys, hashes)
+	if err != nil {
+		return nil, translate(err)
+	}
+	inserted, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, translate(err)
+	}
+	created := make(map[string]bool, len(inserted))
+	for _, id := range inserted {
+		created[id] = true
+	}
+	out := make([]Recorded, len(reqs))
+	var taken []int // requests whose key holds an earlier command
+	for i, q := range reqs {
+		out[i] = Recorded{Command: APICommand{CommandID: q.CommandID, UserID: q.UserID, BodyHash: q.BodyHash}, Created: created[q.CommandID]}
+		if !out[i].Created {
+			taken = append(taken, i)
+		}
+	}
+	if len(taken) == 0 {
+		return out, nil
+	}
+	return out, earlierCommands(ctx, pool, reqs, taken, out)
+}
+
+// earlierCommands fills out[i], for each i in taken, with the command the
+// user made under the key before. It runs after the insert's statement, so
+// it sees a racing transaction's command, which the insert waited for.
+func earlierCommands(ctx context.Context, pool *pgxpool.Pool, reqs []CommandRequest, taken []int, out []Recorded) error {
+	users, keys := make([]string, 0, len(taken)), make([]string, 0, len(taken))
+	for _, i := range taken {
+		if reqs[i].Key == nil {
+			return fmt.Errorf("command %s was not recorded", reqs[i].CommandID)
+		}
+		users, keys = append(users, reqs[i].UserID), append(keys, *reqs[i].Key)
+	}
+	rows, err := pool.Query(ctx, `
+		SELECT user_id, idempotency_key, command_id, body_hash FROM api_commands
+		WHERE (user_id, idempotency_key) IN (SELECT * FROM unnest($1::text[], $2::text[]))`, users, keys)
+	if err != nil {
+		return translate(err)
+	}
+	found := map[[2]string]APICommand{}
+	var user, key string
+	var c APICommand
+	_, err = pgx.ForEachRow(rows, []any{&user, &key, &c.CommandID, &c.BodyHash}, func() error {
+		c.UserID = user
+		found[[2]string{user, key}] = c
+		return nil
+	})
+	if err != nil {
+		return translate(err)
+	}
+	for _, i := range taken {
+		c, ok := found[[2]string{reqs[i].UserID, *reqs[i].Key}]
+		if !ok {
+			return fmt.Errorf("the command of key %q was not found", *reqs[i].Key)
+		}
+		out[i].Command = c
+	}
+	return nil
 }
 
 // SameBody reports whether a recorded command was made with this body hash.

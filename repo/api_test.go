@@ -79,6 +79,48 @@ func TestTokens(t *testing.T) {
 	}
 }
 
+// TestRecordCommandsBatch: one statement records a batch that repeats a key,
+// reuses a key recorded before, shares a key with another user and has
+// requests without a key; each gets the command a statement per request
+// would give it.
+func TestRecordCommandsBatch(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool, _ := repotest.NewDB(t)
+	k1, k2 := "k1", "k2"
+	if _, made, err := repo.RecordCommand(ctx, pool, "u-alice", &k2, []byte("old"), "c-old"); !made || err != nil {
+		t.Fatalf("first record: %v %v", made, err)
+	}
+	got, err := repo.RecordCommands(ctx, pool, []repo.CommandRequest{
+		{UserID: "u-alice", Key: &k1, BodyHash: []byte("a"), CommandID: "c-1"},
+		{UserID: "u-alice", Key: &k1, BodyHash: []byte("b"), CommandID: "c-2"},
+		{UserID: "u-alice", Key: &k2, BodyHash: []byte("c"), CommandID: "c-3"},
+		{UserID: "u-bob", Key: &k1, BodyHash: []byte("d"), CommandID: "c-4"},
+		{UserID: "u-alice", BodyHash: []byte("e"), CommandID: "c-5"},
+		{UserID: "u-alice", BodyHash: []byte("e"), CommandID: "c-6"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []struct {
+		id, hash string
+		created  bool
+	}{{"c-1", "a", true}, {"c-1", "a", false}, {"c-old", "old", false}, {"c-4", "d", true}, {"c-5", "e", true}, {"c-6", "e", true}}
+	for i, w := range want {
+		if g := got[i]; g.Command.CommandID != w.id || string(g.Command.BodyHash) != w.hash || g.Created != w.created {
+			t.Errorf("request %d: got %s %q created %v, want %s %q created %v", i, g.Command.CommandID, g.Command.BodyHash, g.Created, w.id, w.hash, w.created)
+		}
+	}
+	for _, c := range []struct{ id, user string }{{"c-1", "u-alice"}, {"c-4", "u-bob"}, {"c-6", "u-alice"}} {
+		if ok, err := repo.CommandOf(ctx, pool, c.id, c.user); !ok || err != nil {
+			t.Errorf("%s is not %s's command: %v", c.id, c.user, err)
+		}
+	}
+	if ok, _ := repo.CommandOf(ctx, pool, "c-2", "u-alice"); ok {
+		t.Error("c-2 was recorded though its key held c-1")
+	}
+}
+
 // TestRecordCommandRace: requests racing on one key all get one command.
 func TestRecordCommandRace(t *testing.T) {
 	t.Parallel()
