@@ -42,7 +42,9 @@ func (s *Server) createSim(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	sum := sha256.Sum256(body)
-	cmd, created, err := repo.RecordCommand(r.Context(), s.pool, user, key, sum[:], "api-"+uuid.Must(uuid.NewV7()).String())
+	rec, err := s.records.record(r.Context(), repo.CommandRequest{UserID: user, Key: key, BodyHash: sum[:],
+		CommandID: "api-" + uuid.Must(uuid.NewV7()).String()})
+	cmd, created := rec.Command, rec.Created
 	if err != nil {
 		s.fail(w, "record the command", err)
 		return
@@ -60,7 +62,7 @@ func (s *Server) createSim(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if o != nil {
-			s.answer(w, cmd.CommandID, o.Event, "stored", true)
+			s.answerStored(w, cmd.CommandID, o.Event, true)
 			return
 		}
 	}
@@ -90,7 +92,7 @@ func (s *Server) await(w http.ResponseWriter, r *http.Request, commandID string,
 	defer t.Stop()
 	select {
 	case ev := <-events:
-		s.answer(w, commandID, ev.Raw, "event", false)
+		s.answer(w, commandID, ev, "event", false)
 		return
 	case <-r.Context().Done():
 		return // the client left; the command goes on
@@ -104,7 +106,7 @@ func (s *Server) await(w http.ResponseWriter, r *http.Request, commandID string,
 		return
 	}
 	if o != nil {
-		s.answer(w, commandID, o.Event, "stored", false)
+		s.answerStored(w, commandID, o.Event, false)
 		return
 	}
 	w.Header().Set("Location", "/v1/commands/"+commandID)
@@ -115,14 +117,19 @@ func (s *Server) await(w http.ResponseWriter, r *http.Request, commandID string,
 	}{commandID, "pending"})
 }
 
-// answer turns an outcome event into the answer: 201 and the SIM, or the
-// rejection's status and data; both exactly the event's data.
-func (s *Server) answer(w http.ResponseWriter, commandID string, event []byte, via string, replayed bool) {
+// answerStored answers with a stored outcome event.
+func (s *Server) answerStored(w http.ResponseWriter, commandID string, event []byte, replayed bool) {
 	ev, err := client.ParseEvent(event)
 	if err != nil {
 		s.fail(w, "read the outcome event", err)
 		return
 	}
+	s.answer(w, commandID, ev, "stored", replayed)
+}
+
+// answer turns an outcome event into the answer: 201 and the SIM, or the
+// rejection's status and data; both exactly the event's data.
+func (s *Server) answer(w http.ResponseWriter, commandID string, ev client.Event, via string, replayed bool) {
 	s.cfg.Metrics.outcome(ev.Type, via)
 	w.Header().Set("Sim-Command-Id", commandID)
 	if replayed {

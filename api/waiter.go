@@ -1,12 +1,12 @@
 package api
 
 import (
-	"encoding/json"
 	"sync"
 
 	"github.com/nats-io/nats.go"
 
 	"simworker/client"
+	"simworker/domain"
 )
 
 // waiter holds the process's one subscription to the outcome events and
@@ -38,17 +38,16 @@ func newWaiter(nc *nats.Conn) (*waiter, error) {
 	return w, nil
 }
 
-// deliver reads only the command id: most events are for no one here.
+// deliver reads only the command id: most events are for no one here (every
+// outcome of the system passes through every API process).
 func (w *waiter) deliver(m *nats.Msg) {
-	var head struct {
-		CommandID string `json:"commandid"`
-	}
-	if json.Unmarshal(m.Data, &head) != nil || head.CommandID == "" {
+	id := domain.EventCommandID(m.Data)
+	if id == "" {
 		return
 	}
 	w.mu.Lock()
-	chans := w.waiting[head.CommandID]
-	delete(w.waiting, head.CommandID)
+	chans := w.waiting[id]
+	delete(w.waiting, id)
 	w.mu.Unlock()
 	if len(chans) == 0 {
 		return

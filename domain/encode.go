@@ -1,6 +1,8 @@
 package domain
 
 import (
+	"bytes"
+	"encoding/json"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -156,4 +158,25 @@ func appendEventHead(b []byte, ev CloudEvent) []byte {
 	b = append(b, `,"commandid":`...)
 	b = appendString(b, ev.CommandID)
 	return append(b, `,"data":`...)
+}
+
+// EventCommandID is the commandid attribute of an event; "" when it has none
+// or is no event. It reads only what it needs from an event this package
+// encoded (commandid comes before data, so nothing in the SIM can be taken
+// for it) and decodes the whole event only when the id holds an escape.
+func EventCommandID(event []byte) string {
+	const attr = `,"commandid":"`
+	if i := bytes.Index(event, []byte(attr)); i >= 0 {
+		rest := event[i+len(attr):]
+		if j := bytes.IndexByte(rest, '"'); j >= 0 && bytes.IndexByte(rest[:j], '\\') < 0 {
+			return string(rest[:j])
+		}
+	}
+	var head struct {
+		CommandID string `json:"commandid"`
+	}
+	if json.Unmarshal(event, &head) != nil {
+		return ""
+	}
+	return head.CommandID
 }

@@ -67,3 +67,29 @@ func FuzzAppendString(f *testing.F) {
 		}
 	})
 }
+
+// EventCommandID reads the commandid of every event the encoder writes, ids
+// with escapes included, and is not fooled by a "commandid" in the SIM.
+func TestEventCommandID(t *testing.T) {
+	t.Parallel()
+	at := time.Unix(1700000000, 0).UTC()
+	sim := Sim{ID: "s", CompanyID: "co", DeviceID: "d", ICCID: "8944500102198304826", Status: "active",
+		SimMetadata: json.RawMessage(`{"commandid":"not-this-one","x":{"commandid":"nor-this"}}`), CreatedAt: at, UpdatedAt: at}
+	for _, id := range []string{"c-1", "", `q"uote`, `back\slash`, "é😀\u2028", "<&>", `,"commandid":"x`} {
+		created, err := NewCreated("src", "e", id, sim)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rejected := NewRejected(`s,"commandid":"src`, "e", id, at, &Error{Code: CodeInvalidArgument, Message: `,"commandid":"m`})
+		for _, o := range []Outcome{created, rejected} {
+			if got := EventCommandID(o.Event); got != id {
+				t.Errorf("EventCommandID(%s) = %q, want %q", o.Event, got, id)
+			}
+		}
+	}
+	for _, notEvent := range []string{"", "null", "{", `{"commandid":7}`, `[1]`} {
+		if got := EventCommandID([]byte(notEvent)); got != "" {
+			t.Errorf("EventCommandID(%q) = %q, want empty", notEvent, got)
+		}
+	}
+}
