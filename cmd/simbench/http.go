@@ -32,11 +32,13 @@ type httpRun struct {
 	next   atomic.Int64
 	client *http.Client
 	stop   func()
+	meter  cpuMeter // the worker's CPU, PostgreSQL's and this program's
+	apiPID int
 }
 
 // startHTTP starts a worker and `simworker api` (rate limit off) and makes a
 // token for each of httpClients users.
-func (b *bench) startHTTP(ctx context.Context) (*httpRun, error) {
+func (b *bench) startHTTP(ctx context.Context, cpuProfile string) (*httpRun, error) {
 	dbURL, pool, err := b.newDatabase(ctx)
 	if err != nil {
 		return nil, err
@@ -54,7 +56,7 @@ func (b *bench) startHTTP(ctx context.Context) (*httpRun, error) {
 		}
 		h.tokens = append(h.tokens, tok)
 	}
-	stopWorker, _, err := b.worker(dbURL, "")
+	stopWorker, workerPID, err := b.worker(dbURL, cpuProfile)
 	if err != nil {
 		return nil, err
 	}
@@ -66,11 +68,15 @@ func (b *bench) startHTTP(ctx context.Context) (*httpRun, error) {
 	api := exec.Command(b.o.workerBin, "api")
 	api.Env = append(os.Environ(), "NATS_URL="+b.natsURL, "DATABASE_URL="+dbURL, "SIM_LOG_LEVEL=warn", "SIM_HTTP_ADDR=off",
 		"SIM_API_RATE=0", "SIM_API_ADDR=127.0.0.1:"+strconv.Itoa(port))
+	if cpuProfile != "" {
+		api.Env = append(api.Env, "SIM_CPU_PROFILE="+cpuProfile+".api")
+	}
 	api.Stdout, api.Stderr = io.Discard, os.Stderr
 	if err := api.Start(); err != nil {
 		_, _ = stopWorker()
 		return nil, err
 	}
+	h.meter, h.apiPID = cpuMeter{workerPID: workerPID, pgPID: b.pgPID}, api.Process.Pid
 	h.url = "http://127.0.0.1:" + strconv.Itoa(port)
 	h.stop = func() {
 		_ = api.Process.Signal(syscall.SIGTERM)
@@ -119,14 +125,59 @@ func (h *httpRun) create(ctx context.Context, c int) (time.Duration, error) {
 	return time.Since(start), nil
 }
 
-// httpThroughput: n requests from httpClients clients at once, answered 201.
-func (b *bench) httpThroughput(ctx context.Context, n int) (float64, error) {
-	h, err := b.startHTTP(ctx)
+// probe sends GET /v1/sims/{id} with an id that is no UUID for client c,
+// answered 404 after the token check without PostgreSQL or NATS: the HTTP
+// round trip alone.
+func (h *httpRun) probe(ctx context.Context, c int) (time.Duration, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, h.url+"/v1/sims/no-such-sim", nil)
 	if err != nil {
 		return 0, err
 	}
+	req.Header.Set("Authorization", "Bearer "+h.tokens[c])
+	resp, err := h.client.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		return 0, fmt.Errorf("GET /v1/sims/no-such-sim: %s", resp.Status)
+	}
+	return 0, nil
+}
+
+// httpThroughput: n POST /v1/sims from httpClients clients at once, answered
+// 201, then n probes (the HTTP round trip alone) the same way. It returns both
+// rates and the CPU per POST of the worker, the API, PostgreSQL and this
+// program (nats-server and the clients).
+func (b *bench) httpThroughput(ctx context.Context, n int) (creates, probes float64, cpu string, err error) {
+	profile := ""
+	if b.o.cpuProfile != "" {
+		profile = b.o.cpuProfile + ".http"
+	}
+	h, err := b.startHTTP(ctx, profile)
+	if err != nil {
+		return 0, 0, "", err
+	}
 	defer h.stop()
+	before, apiBefore := h.meter.snapshot(), treeCPU(h.apiPID)
 	b.logf("HTTP throughput: %d requests, %d clients", n, httpClients)
+	if creates, err = closedLoop(n, func(c int) error { _, err := h.create(ctx, c); return err }); err != nil {
+		return 0, 0, "", err
+	}
+	used, api := h.meter.snapshot().sub(before), treeCPU(h.apiPID)-apiBefore
+	us := func(d time.Duration) string { return fmt.Sprintf("%.0f µs", float64(d.Microseconds())/float64(n)) }
+	cpu = fmt.Sprintf("worker %s, api %s, PostgreSQL %s, nats-server + clients %s", us(used.worker), us(api), us(used.postgres), us(used.bench))
+	if probes, err = closedLoop(n, func(c int) error { _, err := h.probe(ctx, c); return err }); err != nil {
+		return 0, 0, "", err
+	}
+	return creates, probes, cpu, nil
+}
+
+// closedLoop runs n calls of do from httpClients clients, each calling again
+// as soon as its call returns, and returns the calls per second; the first
+// error stops it.
+func closedLoop(n int, do func(client int) error) (float64, error) {
 	var left atomic.Int64
 	left.Store(int64(n))
 	var first error
@@ -138,7 +189,7 @@ func (b *bench) httpThroughput(ctx context.Context, n int) (float64, error) {
 		go func() {
 			defer wg.Done()
 			for left.Add(-1) >= 0 {
-				if _, err := h.create(ctx, c); err != nil {
+				if err := do(c); err != nil {
 					mu.Lock()
 					first = err
 					mu.Unlock()
@@ -157,7 +208,7 @@ func (b *bench) httpThroughput(ctx context.Context, n int) (float64, error) {
 // httpLatency offers POST /v1/sims at a fixed rate, round-robin over the
 // clients, and measures request to answer.
 func (b *bench) httpLatency(ctx context.Context, perSecond int, d time.Duration) (latencies, error) {
-	h, err := b.startHTTP(ctx)
+	h, err := b.startHTTP(ctx, "")
 	if err != nil {
 		return latencies{}, err
 	}

@@ -34,6 +34,7 @@ type options struct {
 	out         string
 	cpuProfile  string
 	http        bool
+	httpOnly    bool
 }
 
 func main() {
@@ -50,6 +51,7 @@ func main() {
 	flag.IntVar(&o.concurrency, "concurrency", 2, "the worker's SIM_CONCURRENCY")
 	flag.StringVar(&o.out, "out", "", "also write the table (Markdown) to this file")
 	flag.BoolVar(&o.http, "http", true, "also measure the HTTP API (simworker api) in front of the worker")
+	flag.BoolVar(&o.httpOnly, "http-only", false, "measure only the worker end to end and the HTTP API beside it (no limits, latency or scaling runs)")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the worker during the throughput run here")
 	quick := flag.Bool("quick", false, "a run of under a minute: 20,000 commands, 2 s per rate, 1,000 naive")
 	flag.Parse()
@@ -92,6 +94,17 @@ func run(ctx context.Context, o options) error {
 	b.logf("generating %d commands", o.commands)
 	cmds := generate(o.commands, 0)
 	b.header(cmds)
+	if o.httpOnly {
+		w, _, _, err := b.throughput(ctx, cmds, 0, "")
+		if err != nil {
+			return err
+		}
+		b.result("worker end to end", rate(w), fmt.Sprintf("%d commands", len(cmds)))
+		if err := b.measureHTTP(ctx, w); err != nil {
+			return err
+		}
+		return b.print()
+	}
 	lim, err := b.measureLimits(ctx, cmds)
 	if err != nil {
 		return err

@@ -79,12 +79,14 @@ func (b *bench) measureWorker(ctx context.Context, cmds []command, l limits) (fl
 // end-to-end rate w, with the targets.
 func (b *bench) measureHTTP(ctx context.Context, w float64) error {
 	n := max(1000, b.o.commands/10)
-	r, err := b.httpThroughput(ctx, n)
+	r, probes, cpu, err := b.httpThroughput(ctx, n)
 	if err != nil {
 		return err
 	}
 	b.result(fmt.Sprintf("HTTP API, %d clients", httpClients), rate(r),
 		fmt.Sprintf("%d POST /v1/sims answered 201, each client its own token and keys; simworker api + simworker run", n))
+	b.result("HTTP CPU per request", cpu, "CPU time over the HTTP throughput run divided by its requests")
+	b.result("limit: HTTP round trip", rate(probes), fmt.Sprintf("%d GET /v1/sims/{id} answered 404 after the token check (no PostgreSQL, no NATS), %d clients", n, httpClients))
 	verdict := func(ok bool) string { return map[bool]string{true: "met", false: "not met"}[ok] }
 	b.result("HTTP / NATS end to end", fmt.Sprintf("%.2f", r/w), "target at least 0.50: "+verdict(r/w >= 0.5))
 	lat, err := b.httpLatency(ctx, 500, b.o.latencyFor)

@@ -62,6 +62,11 @@ func apiCmd(ctx context.Context, cfg *apiConfig, _ []string, _, stderr io.Writer
 	}
 	defer func() { _ = log.Sync() }()
 	log.Info("settings", cli.Fields(cfg)...)
+	stopProfile, err := cli.CPUProfile()
+	if err != nil {
+		return err
+	}
+	defer stopProfile()
 	pool, err := repo.OpenPool(ctx, cfg.Database.URL, apiPoolConns)
 	if err != nil {
 		return err

@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
-	"runtime/pprof"
 	"sync/atomic"
 	"time"
 
@@ -79,25 +77,11 @@ func runCmd(ctx context.Context, cfg *runConfig, _ []string, _, stderr io.Writer
 	defer func() { _ = log.Sync() }()
 	log.Info("settings", cli.Fields(cfg)...)
 
-	// SIM_CPU_PROFILE (undocumented in --help: a tool for make bench) writes
-	// a CPU profile of the whole run.
-	if path := os.Getenv("SIM_CPU_PROFILE"); path != "" {
-		f, err := os.Create(path)
-		if err != nil {
-			return err
-		}
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
-		defer func() { pprof.StopCPUProfile(); f.Close() }()
-		// The allocations of the run go next to it, for the same tool.
-		defer func() {
-			if f, err := os.Create(path + ".allocs"); err == nil {
-				_ = pprof.Lookup("allocs").WriteTo(f, 0)
-				f.Close()
-			}
-		}()
+	stopProfile, err := cli.CPUProfile()
+	if err != nil {
+		return err
 	}
+	defer stopProfile()
 	pool, err := repo.Open(ctx, cfg.Database.URL)
 	if err != nil {
 		return err
