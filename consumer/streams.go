@@ -19,16 +19,80 @@ import (
 // every worker.
 const DurableName = "simworker"
 
-// StreamConfig sets the durability of both streams. The zero value is
-// completed by defaults: file storage, 1 replica, a 2 minute duplicate window.
+// StreamConfig sets the durability and the limits of the streams. The zero
+// value is completed by defaults: file storage, 1 replica, a 2 minute
+// duplicate window, and the limits of DefaultLimits.
 type StreamConfig struct {
 	Replicas        int
 	DuplicateWindow time.Duration
 	AckWait         time.Duration // of the durable consumer; default 30s
 	MaxAckPending   int           // of the durable consumer; default 10000
+	// Commands, Events and DeadLetter bound SIM_COMMANDS, SIM_EVENTS and
+	// SIM_DEADLETTER; a zero field takes its DefaultLimits value.
+	Commands, Events, DeadLetter Limits
+}
+
+// Limits bound a stream: messages older than MaxAge are deleted, and once
+// it holds MaxBytes, Discard says what gives way. A negative MaxAge or
+// MaxBytes is no limit; zero fields take the defaults.
+type Limits struct {
+	MaxAge   time.Duration
+	MaxBytes int64
+	Discard  jetstream.DiscardPolicy
+	discard  bool // Discard was set (DiscardOld is the zero value)
+}
+
+// WithDiscard returns l with its discard policy set.
+func (l Limits) WithDiscard(p jetstream.DiscardPolicy) Limits {
+	l.Discard, l.discard = p, true
+	return l
+}
+
+// DefaultLimits are the limits of the streams unless configured:
+//   - SIM_COMMANDS keeps a command 7 days, decided or not (older ones can no
+//     longer be replayed), with no byte limit: decided commands stay in the
+//     stream (it is the replay log), so a byte limit would either refuse new
+//     commands once it filled with decided ones (DiscardNew) or drop
+//     commands not yet decided (DiscardOld). Full storage makes JetStream
+//     refuse commands: publishers get an error, the API answers 503.
+//   - SIM_EVENTS keeps an event 7 days and at most 1 GiB, dropping the
+//     oldest when full (DiscardOld) so that outcomes keep flowing;
+//     PostgreSQL keeps every outcome, and `simctl events republish` sends
+//     any of them again.
+//   - SIM_DEADLETTER keeps a dead letter 30 days and 256 MiB, dropping the
+//     oldest; its 500 outcome stays in PostgreSQL.
+var DefaultLimits = struct{ Commands, Events, DeadLetter Limits }{
+	Commands:   Limits{MaxAge: 7 * 24 * time.Hour, MaxBytes: -1}.WithDiscard(jetstream.DiscardNew),
+	Events:     Limits{MaxAge: 7 * 24 * time.Hour, MaxBytes: 1 << 30}.WithDiscard(jetstream.DiscardOld),
+	DeadLetter: Limits{MaxAge: 30 * 24 * time.Hour, MaxBytes: 256 << 20}.WithDiscard(jetstream.DiscardOld),
+}
+
+func (l Limits) withDefaults(d Limits) Limits {
+	if l.MaxAge == 0 {
+		l.MaxAge = d.MaxAge
+	}
+	if l.MaxBytes == 0 {
+		l.MaxBytes = d.MaxBytes
+	}
+	if !l.discard {
+		l.Discard = d.Discard
+	}
+	return l
+}
+
+// apply sets the limits on a stream's configuration, in JetStream's terms
+// (0 max age and -1 max bytes are no limit).
+func (l Limits) apply(sc *jetstream.StreamConfig) {
+	sc.MaxAge, sc.MaxBytes, sc.Discard = max(l.MaxAge, 0), l.MaxBytes, l.Discard
+	if l.MaxBytes < 0 {
+		sc.MaxBytes = -1
+	}
 }
 
 func (c StreamConfig) withDefaults() StreamConfig {
+	c.Commands = c.Commands.withDefaults(DefaultLimits.Commands)
+	c.Events = c.Events.withDefaults(DefaultLimits.Events)
+	c.DeadLetter = c.DeadLetter.withDefaults(DefaultLimits.DeadLetter)
 	if c.Replicas <= 0 {
 		c.Replicas = 1
 	}
@@ -50,15 +114,23 @@ func (c StreamConfig) withDefaults() StreamConfig {
 // Several workers may call it at once.
 func Setup(ctx context.Context, js jetstream.JetStream, cfg StreamConfig) (jetstream.Consumer, error) {
 	cfg = cfg.withDefaults()
-	for _, sc := range []jetstream.StreamConfig{
-		{Name: client.CommandsStream, Subjects: []string{client.CommandsSubject}, Description: "Create-SIM commands"},
-		{Name: client.EventsStream, Subjects: []string{client.EventsSubject}, Description: "SIM outcome events (CloudEvents)"},
-		{Name: client.DeadLetterStream, Subjects: []string{client.DeadLetterSubjects}, Description: "Create-SIM commands that failed unexpectedly (outcome 500 internal)"},
+	for _, s := range []struct {
+		sc     jetstream.StreamConfig
+		limits Limits
+	}{
+		{jetstream.StreamConfig{Name: client.CommandsStream, Subjects: []string{client.CommandsSubject}, Description: "Create-SIM commands"}, cfg.Commands},
+		{jetstream.StreamConfig{Name: client.EventsStream, Subjects: []string{client.EventsSubject}, Description: "SIM outcome events (CloudEvents)"}, cfg.Events},
+		{jetstream.StreamConfig{Name: client.DeadLetterStream, Subjects: []string{client.DeadLetterSubjects}, Description: "Create-SIM commands that failed unexpectedly (outcome 500 internal)"}, cfg.DeadLetter},
 	} {
+		sc := s.sc
 		sc.Storage = jetstream.FileStorage
 		sc.Retention = jetstream.LimitsPolicy
 		sc.Replicas = cfg.Replicas
 		sc.Duplicates = cfg.DuplicateWindow
+		s.limits.apply(&sc)
+		if sc.MaxAge > 0 && sc.Duplicates > sc.MaxAge {
+			sc.Duplicates = sc.MaxAge // JetStream refuses a window longer than the stream keeps messages
+		}
 		if err := ensureStream(ctx, js, sc); err != nil {
 			return nil, err
 		}
@@ -99,8 +171,40 @@ func ensureStream(ctx context.Context, js jetstream.JetStream, sc jetstream.Stre
 		return fmt.Errorf("look up stream %s: %w", sc.Name, err)
 	}
 	_, err := js.CreateStream(ctx, sc)
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) && apiErr.ErrorCode == errCodeStorageResourcesExceeded {
+		return fmt.Errorf("%w: create stream %s: its max bytes (%d) is more than the JetStream storage this server or account has left: "+
+			"lower the stream's limit or raise the server's max_file_store (%v)", ErrNoStorage, sc.Name, sc.MaxBytes, err)
+	}
 	if err != nil && !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
 		return fmt.Errorf("create stream %s: %w", sc.Name, err)
 	}
 	return nil
+}
+
+// ErrNoStorage: a stream's max bytes is more than JetStream can reserve for
+// it; a setting to change, not an outage.
+var ErrNoStorage = errors.New("not enough JetStream storage for the stream's limit")
+
+// errCodeStorageResourcesExceeded is nats-server's "insufficient storage
+// resources available" (JSStorageResourcesExceededErr), which nats.go does
+// not name.
+const errCodeStorageResourcesExceeded jetstream.ErrorCode = 10047
+
+// Unbounded names the streams of the worker that exist without any limit
+// (created before limits, or edited since): they grow until the disk is
+// full. The worker warns about each at start.
+func Unbounded(ctx context.Context, js jetstream.JetStream) []string {
+	var names []string
+	for _, name := range []string{client.CommandsStream, client.EventsStream, client.DeadLetterStream} {
+		s, err := js.Stream(ctx, name)
+		if err != nil {
+			continue
+		}
+		c := s.CachedInfo().Config
+		if c.MaxAge == 0 && c.MaxBytes <= 0 && c.MaxMsgs <= 0 {
+			names = append(names, name)
+		}
+	}
+	return names
 }

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"simworker/cmd/internal/cli/clitest"
 )
 
@@ -52,14 +54,26 @@ func TestRunRejectsBadSettings(t *testing.T) {
 	t.Setenv("DATABASE_URL", "postgres://x@127.0.0.1:1/db")
 	t.Setenv("SIM_BATCH_SIZE", "lots")
 	t.Setenv("SIM_ACK_WAIT", "soon")
-	err := dispatch(context.Background(), []string{"run", "-max-backoff", "-1s"}, io.Discard, io.Discard)
+	t.Setenv("SIM_EVENTS_MAX_BYTES", "lots")
+	t.Setenv("SIM_COMMANDS_DISCARD", "sometimes")
+	err := dispatch(context.Background(), []string{"run", "-max-backoff", "-1s", "-deadletter-max-age", "-1h"}, io.Discard, io.Discard)
 	if err == nil {
 		t.Fatal("accepted bad settings")
 	}
-	for _, w := range []string{"SIM_BATCH_SIZE", "SIM_ACK_WAIT", "SIM_MAX_BACKOFF"} {
+	for _, w := range []string{"SIM_BATCH_SIZE", "SIM_ACK_WAIT", "SIM_MAX_BACKOFF", "SIM_EVENTS_MAX_BYTES", "SIM_COMMANDS_DISCARD", "SIM_DEADLETTER_MAX_AGE"} {
 		if !strings.Contains(err.Error(), w) {
 			t.Errorf("error %q does not name %s", err, w)
 		}
+	}
+}
+
+// TestStreamLimitSettings: 0 is no limit, in the consumer's terms.
+func TestStreamLimitSettings(t *testing.T) {
+	if l := limits(0, 0, "new"); l.MaxAge >= 0 || l.MaxBytes >= 0 || l.Discard != jetstream.DiscardNew {
+		t.Errorf("0, 0, new: %+v", l)
+	}
+	if l := limits(time.Hour, 1<<20, "old"); l.MaxAge != time.Hour || l.MaxBytes != 1<<20 || l.Discard != jetstream.DiscardOld {
+		t.Errorf("1h, 1MiB, old: %+v", l)
 	}
 }
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"sync/atomic"
@@ -32,6 +33,17 @@ type workerConfig struct {
 	StreamReplicas  int           `env:"SIM_STREAM_REPLICAS" envDefault:"1" flag:"stream-replicas" help:"replicas of the streams and consumer when the worker creates them (3 on a cluster)"`
 	DuplicateWindow time.Duration `env:"SIM_DUPLICATE_WINDOW" envDefault:"2m" flag:"duplicate-window" help:"JetStream duplicate window of the streams when the worker creates them"`
 	LogLevel        string        `env:"SIM_LOG_LEVEL" envDefault:"info" flag:"log-level" help:"debug, info, warn or error"`
+
+	// The streams' limits when the worker creates them; 0 is no limit.
+	CommandsMaxAge     time.Duration `env:"SIM_COMMANDS_MAX_AGE" envDefault:"168h" flag:"commands-max-age" help:"SIM_COMMANDS deletes commands older than this, decided or not (they can no longer be replayed); 0: kept forever"`
+	CommandsMaxBytes   cli.Bytes     `env:"SIM_COMMANDS_MAX_BYTES" envDefault:"0" flag:"commands-max-bytes" help:"most bytes SIM_COMMANDS holds (e.g. 10GiB); 0: no limit (decided commands stay until their max age)"`
+	CommandsDiscard    string        `env:"SIM_COMMANDS_DISCARD" envDefault:"new" flag:"commands-discard" help:"when SIM_COMMANDS holds its max bytes: new refuses new commands (publishers get an error, the API 503); old drops the oldest, decided or not (a command not yet decided is lost)"`
+	EventsMaxAge       time.Duration `env:"SIM_EVENTS_MAX_AGE" envDefault:"168h" flag:"events-max-age" help:"SIM_EVENTS deletes events older than this (PostgreSQL keeps every outcome); 0: kept forever"`
+	EventsMaxBytes     cli.Bytes     `env:"SIM_EVENTS_MAX_BYTES" envDefault:"1GiB" flag:"events-max-bytes" help:"most bytes SIM_EVENTS holds; 0: no limit"`
+	EventsDiscard      string        `env:"SIM_EVENTS_DISCARD" envDefault:"old" flag:"events-discard" help:"when SIM_EVENTS is full: old drops the oldest events; new refuses new ones and the worker waits"`
+	DeadLetterMaxAge   time.Duration `env:"SIM_DEADLETTER_MAX_AGE" envDefault:"720h" flag:"deadletter-max-age" help:"SIM_DEADLETTER deletes dead letters older than this; 0: kept forever"`
+	DeadLetterMaxBytes cli.Bytes     `env:"SIM_DEADLETTER_MAX_BYTES" envDefault:"256MiB" flag:"deadletter-max-bytes" help:"most bytes SIM_DEADLETTER holds; 0: no limit"`
+	DeadLetterDiscard  string        `env:"SIM_DEADLETTER_DISCARD" envDefault:"old" flag:"deadletter-discard" help:"when SIM_DEADLETTER is full: old drops the oldest; new refuses new ones and the worker waits"`
 }
 
 // Validate checks the ranges consumer.Config and the streams accept.
@@ -40,6 +52,25 @@ func (w *workerConfig) Validate(c *cli.Check) {
 	c.Positive(&w.Concurrency, &w.PoisonRetries, &w.StreamReplicas)
 	c.NotNegative(&w.AckWait, &w.MaxBackoff, &w.RetryWindow, &w.ShutdownTimeout, &w.DuplicateWindow)
 	c.OneOf(&w.LogLevel, "debug", "info", "warn", "error")
+	c.NotNegative(&w.CommandsMaxAge, &w.EventsMaxAge, &w.DeadLetterMaxAge)
+	for _, d := range []*string{&w.CommandsDiscard, &w.EventsDiscard, &w.DeadLetterDiscard} {
+		c.OneOf(d, "new", "old")
+	}
+}
+
+// limits is a stream's limits in the consumer's terms: 0 here is no limit.
+func limits(age time.Duration, bytes cli.Bytes, discard string) consumer.Limits {
+	l := consumer.Limits{MaxAge: age, MaxBytes: int64(bytes)}
+	if age == 0 {
+		l.MaxAge = -1
+	}
+	if bytes == 0 {
+		l.MaxBytes = -1
+	}
+	if discard == "new" {
+		return l.WithDiscard(jetstream.DiscardNew)
+	}
+	return l.WithDiscard(jetstream.DiscardOld)
 }
 
 // configs are the worker's and the streams' configurations: the one place
@@ -58,6 +89,9 @@ func (w *workerConfig) configs() (consumer.Config, consumer.StreamConfig) {
 			Replicas:        w.StreamReplicas,
 			DuplicateWindow: w.DuplicateWindow,
 			AckWait:         w.AckWait,
+			Commands:        limits(w.CommandsMaxAge, w.CommandsMaxBytes, w.CommandsDiscard),
+			Events:          limits(w.EventsMaxAge, w.EventsMaxBytes, w.EventsDiscard),
+			DeadLetter:      limits(w.DeadLetterMaxAge, w.DeadLetterMaxBytes, w.DeadLetterDiscard),
 		}
 }
 
@@ -129,6 +163,9 @@ func work(ctx context.Context, log *zap.Logger, nc *nats.Conn, pool *pgxpool.Poo
 			return err
 		}
 		cons, err = consumer.Setup(ctx, js, scfg)
+		if errors.Is(err, consumer.ErrNoStorage) {
+			return backoff.Permanent(err) // a setting to change, not an outage to wait out
+		}
 		return err
 	}, backoff.WithContext(b, ctx), func(err error, d time.Duration) {
 		log.Warn("start-up: waiting for dependencies", zap.Duration("retry_in", d), zap.Error(err))
@@ -138,6 +175,10 @@ func work(ctx context.Context, log *zap.Logger, nc *nats.Conn, pool *pgxpool.Poo
 			return nil // stopped before starting
 		}
 		return err
+	}
+	for _, name := range consumer.Unbounded(ctx, js) {
+		log.Warn("stream has no limits: it grows until the disk is full; set max age and max bytes with `nats stream edit` (see the README's stream limits)",
+			zap.String("stream", name))
 	}
 	w := consumer.NewWorker(js, cons, repo.NewStore(pool, wcfg.Source), log, wcfg)
 	worker.Store(w)

@@ -23,6 +23,9 @@ type NATSOptions struct {
 	// sync_interval, default 2m); SyncAlways fsyncs every write.
 	SyncInterval time.Duration
 	SyncAlways   bool
+	// MaxStore bounds JetStream's file storage in bytes (max_file_store);
+	// 0 is nats-server's default, 75% of the free disk.
+	MaxStore int64
 	// Name of the server (default simworker-dev).
 	Name string
 	// Cluster settings: a cluster name, this node's route port and the
@@ -71,15 +74,16 @@ func (s *NATS) start() error {
 		port = server.RANDOM_PORT
 	}
 	opts := &server.Options{
-		ServerName:   o.Name,
-		Host:         o.Host,
-		Port:         port,
-		JetStream:    true,
-		StoreDir:     o.StoreDir,
-		SyncInterval: o.SyncInterval,
-		SyncAlways:   o.SyncAlways,
-		NoSigs:       true,
-		MaxPayload:   1 << 20,
+		ServerName:        o.Name,
+		Host:              o.Host,
+		Port:              port,
+		JetStream:         true,
+		StoreDir:          o.StoreDir,
+		SyncInterval:      o.SyncInterval,
+		SyncAlways:        o.SyncAlways,
+		JetStreamMaxStore: o.MaxStore,
+		NoSigs:            true,
+		MaxPayload:        1 << 20,
 	}
 	if o.ClusterName != "" {
 		opts.Cluster = server.ClusterOpts{Name: o.ClusterName, Host: o.Host, Port: o.ClusterPort}

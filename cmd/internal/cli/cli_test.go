@@ -112,3 +112,24 @@ func TestConnectUsesInboxPrefix(t *testing.T) {
 		})
 	}
 }
+
+func TestBytes(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]Bytes{"0": 0, "1048576": 1 << 20, "1GiB": 1 << 30, "512 MiB": 512 << 20, "2KB": 2000, "3TB": 3e12, "10B": 10} {
+		var b Bytes
+		if err := b.UnmarshalText([]byte(in)); err != nil || b != want {
+			t.Errorf("%q: got %d %v, want %d", in, b, err, want)
+		}
+		text, _ := b.MarshalText()
+		var back Bytes
+		if err := back.UnmarshalText(text); err != nil || back != want {
+			t.Errorf("%q: %s does not read back: %d %v", in, text, back, err)
+		}
+	}
+	for _, bad := range []string{"", "-1", "1.5GB", "GiB", "1PB", "9999999999TiB"} {
+		var b Bytes
+		if err := b.UnmarshalText([]byte(bad)); err == nil {
+			t.Errorf("%q was taken as %d", bad, b)
+		}
+	}
+}
