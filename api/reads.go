@@ -25,7 +25,9 @@ type commandState struct {
 // 404, alike.
 func (s *Server) getCommand(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("command_id")
-	mine, err := repo.CommandOf(r.Context(), s.pool, id, callerOf(r.Context()).userID)
+	ctx, cancel := withDB(r.Context())
+	defer cancel()
+	mine, err := repo.CommandOf(ctx, s.pool, id, callerOf(r.Context()).userID)
 	if err != nil {
 		s.fail(w, "look the command up", err)
 		return
@@ -34,7 +36,7 @@ func (s *Server) getCommand(w http.ResponseWriter, r *http.Request) {
 		writeError(w, errNotFound)
 		return
 	}
-	o, err := repo.StoredOutcome(r.Context(), s.pool, id)
+	o, err := repo.StoredOutcome(ctx, s.pool, id)
 	if err != nil {
 		s.fail(w, "read the stored outcome", err)
 		return
@@ -69,7 +71,9 @@ func (s *Server) getSim(w http.ResponseWriter, r *http.Request) {
 		writeError(w, errNotFound)
 		return
 	}
-	sim, err := repo.VisibleSim(r.Context(), s.pool, id, callerOf(r.Context()).userID)
+	ctx, cancel := withDB(r.Context())
+	defer cancel()
+	sim, err := repo.VisibleSim(ctx, s.pool, id, callerOf(r.Context()).userID)
 	if err != nil {
 		s.fail(w, "read the SIM", err)
 		return

@@ -64,6 +64,8 @@ func New(nc *nats.Conn, js jetstream.JetStream, pool *pgxpool.Pool, log *zap.Log
 	}
 	s := &Server{cfg: cfg, pool: pool, js: js, log: log, waiter: w, records: newRecorder(pool),
 		tokens: &tokenCache{seen: map[[32]byte]cachedToken{}, check: func(ctx context.Context, token string) (string, string, bool, error) {
+			ctx, cancel := withDB(ctx)
+			defer cancel()
 			return repo.Authenticate(ctx, pool, token)
 		}},
 		limiter: newLimiter(cfg.Rate)}
@@ -97,6 +99,14 @@ func (s *Server) Live() bool { return s.waiter.live() }
 func (s *Server) Close() {
 	s.waiter.close()
 	s.records.close()
+}
+
+// dbTimeout bounds each PostgreSQL call of a request: a link that stays
+// open but carries nothing gets a 503 after it, not a request that hangs.
+const dbTimeout = 5 * time.Second
+
+func withDB(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, dbTimeout)
 }
 
 // Config is the API's configuration, defaults filled in.

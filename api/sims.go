@@ -56,7 +56,9 @@ func (s *Server) createSim(w http.ResponseWriter, r *http.Request) {
 	}
 	log := s.log.With(zap.String("command_id", cmd.CommandID), zap.String("user", user))
 	if !created { // the key's command: its outcome, if decided before this request came
-		o, err := repo.StoredOutcome(r.Context(), s.pool, cmd.CommandID)
+		ctx, cancel := withDB(r.Context())
+		o, err := repo.StoredOutcome(ctx, s.pool, cmd.CommandID)
+		cancel()
 		if err != nil {
 			s.fail(w, "read the stored outcome", err)
 			return
@@ -100,7 +102,9 @@ func (s *Server) await(w http.ResponseWriter, r *http.Request, commandID string,
 	}
 	// The event may have passed while this process was reconnecting: the
 	// stored outcome is the truth.
-	o, err := repo.StoredOutcome(r.Context(), s.pool, commandID)
+	ctx, cancel := withDB(r.Context())
+	defer cancel()
+	o, err := repo.StoredOutcome(ctx, s.pool, commandID)
 	if err != nil {
 		s.fail(w, "read the stored outcome", err)
 		return

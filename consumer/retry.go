@@ -3,6 +3,7 @@ package consumer
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
@@ -39,12 +40,18 @@ func newBackoff(cfg Config) *backoff.ExponentialBackOff {
 
 // retryOutages is the outage layer around next: an outage is retried in
 // place, and never reaches the layers outside as an unexpected failure.
+// Each attempt has DecideTimeout: one that outlasts it is an outage too.
 func (w *Worker) retryOutages(next decideFunc) decideFunc {
 	return func(ctx context.Context, its []*item) ([]domain.Outcome, error) {
 		var outs []domain.Outcome
 		err := w.retry(ctx, "dependency unavailable: backing off", func() error {
+			actx, cancel := context.WithTimeout(ctx, w.cfg.DecideTimeout)
+			defer cancel()
 			var err error
-			outs, err = next(ctx, its)
+			outs, err = next(actx, its)
+			if err != nil && ctx.Err() == nil && actx.Err() != nil && !errors.Is(err, domain.ErrUnavailable) {
+				err = fmt.Errorf("%w: no answer from PostgreSQL within %s: %v", domain.ErrUnavailable, w.cfg.DecideTimeout, err)
+			}
 			return err
 		})
 		return outs, err

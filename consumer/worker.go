@@ -31,7 +31,11 @@ type Config struct {
 	RetryWindow     time.Duration // how long a batch is retried in place before a delayed NAK (15s)
 	PoisonRetries   int           // retries of an unexpected failure before 500 internal (3)
 	ShutdownTimeout time.Duration // how long in-flight work may take after a stop signal (25s)
-	Observer        Observer      // told about outcomes, redeliveries and dead letters (none)
+	// DecideTimeout bounds one attempt at deciding a batch (10s): a
+	// PostgreSQL link that stays open but carries nothing is given up on,
+	// as an outage, after it rather than after TCP's timeouts.
+	DecideTimeout time.Duration
+	Observer      Observer // told about outcomes, redeliveries and dead letters (none)
 }
 
 // Observer hears what the worker does, for metrics. Its methods must be
@@ -84,6 +88,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.ShutdownTimeout <= 0 {
 		c.ShutdownTimeout = 25 * time.Second
+	}
+	if c.DecideTimeout <= 0 {
+		c.DecideTimeout = 10 * time.Second
 	}
 	if c.Observer == nil {
 		c.Observer = noObserver{}

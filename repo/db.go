@@ -26,8 +26,8 @@ import (
 var migrations embed.FS
 
 // Open connects a pool to url (a libpq URL or key=value string; TLS settings
-// such as sslmode=verify-full and sslrootcert go in it) and checks that the
-// server answers.
+// such as sslmode=verify-full and sslrootcert go in it). It connects lazily:
+// a server that is down is met by the first call, as an outage.
 func Open(ctx context.Context, url string) (*pgxpool.Pool, error) { return OpenPool(ctx, url, 0) }
 
 // OpenPool is Open with at least conns connections in the pool, unless the
@@ -72,6 +72,7 @@ func OpenPool(ctx context.Context, url string, conns int) (*pgxpool.Pool, error)
 			return err
 		}
 	}
+	deadlines(cfg.ConnConfig, url)
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("connect to PostgreSQL: %w", translate(err))

@@ -44,6 +44,12 @@ type NATS struct {
 	// ordered consumers. A NATS user that may subscribe only to its own
 	// prefix (deploy/nats/accounts.conf) keeps them from other users.
 	InboxPrefix string `env:"NATS_INBOX_PREFIX" flag:"nats-inbox-prefix" help:"prefix of this client's reply subjects instead of _INBOX (e.g. _INBOX_worker): the one its NATS user may subscribe to"`
+	// A link to NATS that stays open but carries nothing is noticed when
+	// MaxPingsOut pings in a row go unanswered: within about
+	// PingInterval x (MaxPingsOut+1), instead of nats.go's default 2 minutes
+	// x 2; the client then reconnects.
+	PingInterval time.Duration `env:"NATS_PING_INTERVAL" envDefault:"2s" flag:"nats-ping-interval" help:"how often the client pings the NATS server"`
+	MaxPingsOut  int           `env:"NATS_MAX_PINGS_OUT" envDefault:"2" flag:"nats-max-pings-out" help:"unanswered pings after which the connection is taken as dead and re-made"`
 }
 
 // Validate: a client certificate comes with its key; an inbox prefix is
@@ -52,6 +58,10 @@ func (n *NATS) Validate(c *Check) {
 	if (n.Cert == "") != (n.Key == "") {
 		c.Fail(&n.Cert, "a client certificate and its key (NATS_KEY, -nats-key) go together")
 	}
+	if n.PingInterval <= 0 {
+		c.Fail(&n.PingInterval, "%s is not a positive duration", n.PingInterval)
+	}
+	c.Positive(&n.MaxPingsOut)
 	if n.InboxPrefix != "" && !literalSubject(n.InboxPrefix) {
 		c.Fail(&n.InboxPrefix, "%q is not a subject prefix: tokens separated by single dots, without spaces, * or > (e.g. _INBOX_worker)", n.InboxPrefix)
 	}
@@ -85,6 +95,8 @@ func (n NATS) Connect(name string, log *zap.Logger) (*nats.Conn, error) {
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(500 * time.Millisecond),
 		nats.RetryOnFailedConnect(true),
+		nats.PingInterval(n.PingInterval),
+		nats.MaxPingsOutstanding(n.MaxPingsOut),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if err != nil { // nil: our own Close
 				log.Warn("nats disconnected", zap.Error(err))
