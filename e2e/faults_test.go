@@ -51,6 +51,13 @@ type world struct {
 	workers []*proc
 	env     []string
 	faultAt int // outcomes in SIM_EVENTS when the fault struck; -1: none
+
+	// Network faults: workers through fault proxies, each with its /readyz.
+	readyz   bool
+	opsAddrs []string
+	noticed  time.Duration // fault to a worker's /readyz answering 503 (-1: never; 0: not measured)
+	healedAt time.Time
+	resume   time.Duration // link healed to outcomes flowing again (-1: never)
 }
 
 func newWorld(t *testing.T, name string, clustered bool) *world {
@@ -105,7 +112,7 @@ func newWorld(t *testing.T, name string, clustered bool) *world {
 
 func (w *world) startWorkers(n int) {
 	for i := 0; i < n; i++ {
-		w.workers = append(w.workers, startProc(w.t, w.env...))
+		w.startWorker()
 	}
 }
 
@@ -245,6 +252,7 @@ type tableRow struct {
 	lost, duplicated, mismatched, violations int
 	faultAt                                  int
 	recover                                  time.Duration
+	noticed, resume                          time.Duration // network faults only
 }
 
 // check compares a scenario's outcomes with the fault-free reference and
@@ -335,6 +343,9 @@ type scenario struct {
 	// fault runs once publishing is done and workers run; it returns when
 	// the fault is over (the dependency is back).
 	fault func(w *world, b *batch)
+	// net, instead of fault, is a network fault: the workers reach their
+	// dependencies through fault proxies.
+	net func(w *world, l *links)
 }
 
 func TestFaultSuite(t *testing.T) {
@@ -420,6 +431,7 @@ func TestFaultSuite(t *testing.T) {
 			w.t.Fatalf("stream leader %q is none of the nodes", leader)
 		}},
 	}
+	scenarios = append(scenarios, netScenarios(t, started)...)
 	if only := os.Getenv("SIM_FAULT_ONLY"); only != "" {
 		var keep []scenario
 		for _, s := range scenarios {
@@ -431,9 +443,17 @@ func TestFaultSuite(t *testing.T) {
 	}
 	for _, sc := range scenarios {
 		w := newWorld(t, sc.name, sc.clustered)
+		var l *links
+		if sc.net != nil {
+			l = w.proxy()
+		}
 		w.publish(b)
 		w.startWorkers(sc.workers)
-		sc.fault(w, b)
+		if sc.net != nil {
+			sc.net(w, l)
+		} else {
+			sc.fault(w, b)
+		}
 		faultOver := time.Now()
 		if !w.drained(3 * time.Minute) {
 			t.Errorf("%s: the consumer did not drain within 3 minutes", sc.name)
@@ -443,10 +463,29 @@ func TestFaultSuite(t *testing.T) {
 		}
 		row := w.check(b, refOut)
 		row.recover, row.faultAt = time.Since(faultOver), w.faultAt
+		if sc.net != nil {
+			row.noticed, row.resume = w.noticed, w.resume
+			if w.noticed < 0 {
+				t.Errorf("%s: no worker's /readyz said not ready within 10 s of the link dying", sc.name)
+			}
+			if w.resume < 0 || w.resume > 10*time.Second {
+				t.Errorf("%s: outcomes flowed again %s after the link healed, want within 10 s", sc.name, w.resume)
+			}
+			for i, p := range w.workers {
+				if p.exited() {
+					t.Errorf("%s: worker %d exited during the fault:\n%s", sc.name, i, p.output())
+				}
+			}
+		}
 		if w.faultAt >= b.commands {
 			t.Errorf("%s: the fault struck after every outcome was out: it proved nothing", sc.name)
 		}
 		table = append(table, row)
+		if os.Getenv("SIM_FAULT_LOGS") != "" {
+			for i, p := range w.workers {
+				t.Logf("%s worker %d:\n%s", sc.name, i, p.output())
+			}
+		}
 		for i, p := range w.workers {
 			if err := p.stop(40 * time.Second); err != nil {
 				t.Errorf("%s: worker %d: %v\n%s", sc.name, i, err, p.output())
@@ -460,19 +499,31 @@ func TestFaultSuite(t *testing.T) {
 // names a file, there (make test shows it).
 func report(t *testing.T, rows []tableRow) {
 	var sb strings.Builder
-	fmt.Fprintf(&sb, "%-24s %9s %9s %6s %11s %11s %10s %9s %12s\n", "scenario", "commands", "outcomes", "lost", "duplicated",
-		"mismatched", "db_checks", "fault_at", "recover")
+	fmt.Fprintf(&sb, "%-24s %9s %9s %6s %11s %11s %10s %9s %12s %9s %9s\n", "scenario", "commands", "outcomes", "lost", "duplicated",
+		"mismatched", "db_checks", "fault_at", "recover", "noticed", "resume")
 	sort.SliceStable(rows, func(i, j int) bool { return i == 0 && j != 0 })
+	dur := func(d time.Duration) string {
+		switch {
+		case d == 0:
+			return "-"
+		case d < 0:
+			return "never"
+		}
+		return d.Round(10 * time.Millisecond).String()
+	}
 	for _, r := range rows {
 		at := "-"
 		if r.faultAt >= 0 {
 			at = strconv.Itoa(r.faultAt)
 		}
-		fmt.Fprintf(&sb, "%-24s %9d %9d %6d %11d %11d %10s %9s %12s\n", r.scenario, r.commands, r.outcomes, r.lost, r.duplicated,
-			r.mismatched, map[bool]string{true: "ok", false: "FAILED"}[r.violations == 0], at, r.recover.Round(10*time.Millisecond))
+		fmt.Fprintf(&sb, "%-24s %9d %9d %6d %11d %11d %10s %9s %12s %9s %9s\n", r.scenario, r.commands, r.outcomes, r.lost, r.duplicated,
+			r.mismatched, map[bool]string{true: "ok", false: "FAILED"}[r.violations == 0], at, r.recover.Round(10*time.Millisecond),
+			dur(r.noticed), dur(r.resume))
 	}
 	sb.WriteString("fault_at: outcomes already out when the fault struck; recover: from the end of the fault (the dependency\n" +
-		"back, the last worker restarted) until the consumer drained to zero pending; for fault_free, the whole run.\n")
+		"back, the last worker restarted) until the consumer drained to zero pending; for fault_free, the whole run.\n" +
+		"Network faults: noticed: from a link going silent to a worker's /readyz answering 503; resume: from the\n" +
+		"link healing to 100 more outcomes in SIM_EVENTS or none left to decide (0s: the workers kept deciding).\n")
 	t.Log("\n" + sb.String())
 	if path := os.Getenv("SIM_FAULT_TABLE"); path != "" {
 		_ = os.WriteFile(path, []byte(sb.String()), 0o644)

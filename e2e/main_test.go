@@ -165,6 +165,20 @@ func (p *proc) stop(timeout time.Duration) error {
 	}
 }
 
+// exited reports whether the process ended by itself.
+func (p *proc) exited() bool {
+	p.mu.Lock()
+	done := p.done
+	p.mu.Unlock()
+	select {
+	case err := <-done:
+		done <- err
+		return true
+	default:
+		return false
+	}
+}
+
 func (p *proc) output() string {
 	b, _ := os.ReadFile(p.log)
 	if len(b) > 4000 {
