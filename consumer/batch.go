@@ -21,6 +21,7 @@ type item struct {
 	outcome *domain.Outcome
 	pos     string    // event id of a rejection without command id: from the original position (a replay carries it)
 	at      time.Time // when the original command was stored
+	suspect bool      // redelivered without this worker handing it back: it may have crashed a worker (crash.go)
 }
 
 // newItem decodes a command message.
@@ -47,7 +48,7 @@ func (w *Worker) process(ctx context.Context, batch []jetstream.Msg) {
 	defer stopBeat()
 
 	if len(todo) > 0 {
-		outs, err := w.decide(ctx, todo)
+		outs, err := w.decideAll(ctx, todo)
 		if err != nil {
 			w.settleAll(items, w.nakFor(err, len(items)))
 			return
@@ -59,6 +60,35 @@ func (w *Worker) process(ctx context.Context, batch []jetstream.Msg) {
 	w.publishAndAck(ctx, items, start)
 }
 
+// decideAll decides the commands of a batch, one outcome each in order:
+// the suspects alone (crash.go), the others together.
+func (w *Worker) decideAll(ctx context.Context, todo []*item) ([]domain.Outcome, error) {
+	outs := make([]domain.Outcome, len(todo))
+	var rest []*item
+	var at []int
+	for i, it := range todo {
+		if !it.suspect {
+			rest, at = append(rest, it), append(at, i)
+			continue
+		}
+		o, err := w.decideSuspect(ctx, it)
+		if err != nil {
+			return nil, err
+		}
+		outs[i] = o[0]
+	}
+	if len(rest) > 0 {
+		o, err := w.decide(ctx, rest)
+		if err != nil {
+			return nil, err
+		}
+		for k, i := range at {
+			outs[i] = o[k]
+		}
+	}
+	return outs, nil
+}
+
 // prepare decodes the batch. A body without a command id gets its rejection
 // here; todo is what the handler decides.
 func (w *Worker) prepare(batch []jetstream.Msg) (items, todo []*item) {
@@ -67,6 +97,7 @@ func (w *Worker) prepare(batch []jetstream.Msg) (items, todo []*item) {
 		it := newItem(m)
 		if it.meta != nil && it.meta.NumDelivered > 1 {
 			w.cfg.Observer.Redelivered()
+			it.suspect = w.naked.suspect(it)
 		}
 		it.pos, it.at = position(m, it.meta)
 		items[i] = it

@@ -23,6 +23,9 @@ func (w *Worker) handle(ctx context.Context, its []*item) (outs []domain.Outcome
 	envs := make([]domain.Envelope, len(its))
 	for i, it := range its {
 		envs[i] = it.env
+		if crashHook != nil {
+			crashHook(it.env)
+		}
 	}
 	outs, err = w.h.Handle(ctx, envs)
 	if err == nil && len(outs) != len(envs) {
@@ -85,8 +88,14 @@ func (w *Worker) poison(ctx context.Context, next decideFunc, it *item, err erro
 	}
 	cause := err.Error()
 	log.Error("command is poison: dead-lettering it and recording 500 internal", zap.String("cause", cause))
-	// The dead letter goes first: if the worker dies before the 500 is stored,
-	// the redelivery repeats both (the dead letter is de-duplicated by id).
+	return w.deadLetterInternal(ctx, it, cause)
+}
+
+// deadLetterInternal sends a command to SIM_DEADLETTER with its cause and
+// decides it as a 500 internal. The dead letter goes first: if the worker
+// dies before the 500 is stored, the redelivery repeats both (the dead
+// letter is de-duplicated by id).
+func (w *Worker) deadLetterInternal(ctx context.Context, it *item, cause string) ([]domain.Outcome, error) {
 	if err := w.retry(ctx, "dependency unavailable: backing off", func() error {
 		return w.deadLetter(ctx, it, cause)
 	}); err != nil {
@@ -94,5 +103,5 @@ func (w *Worker) poison(ctx context.Context, next decideFunc, it *item, err erro
 	}
 	internal := *it
 	internal.env = domain.InternalEnvelope(it.env.CommandID)
-	return next(ctx, []*item{&internal})
+	return w.retryOutages(w.handle)(ctx, []*item{&internal})
 }

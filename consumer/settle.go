@@ -48,8 +48,10 @@ func (w *Worker) settle(it *item, v verdict) {
 	case v.ack:
 		err = it.msg.Ack()
 	case v.delay > 0:
+		w.naked.add(it)
 		err = it.msg.NakWithDelay(v.delay)
 	default:
+		w.naked.add(it)
 		err = it.msg.Nak()
 	}
 	if err == nil {

@@ -30,6 +30,7 @@ type Config struct {
 	MaxBackoff      time.Duration // cap of the wait between retries during an outage (30s)
 	RetryWindow     time.Duration // how long a batch is retried in place before a delayed NAK (15s)
 	PoisonRetries   int           // retries of an unexpected failure before 500 internal (3)
+	PoisonCrashes   int           // crashed attempts at a command before it is dead-lettered with 500 internal (3)
 	ShutdownTimeout time.Duration // how long in-flight work may take after a stop signal (25s)
 	// DecideTimeout bounds one attempt at deciding a batch (10s): a
 	// PostgreSQL link that stays open but carries nothing is given up on,
@@ -86,6 +87,9 @@ func (c Config) withDefaults() Config {
 	if c.PoisonRetries <= 0 {
 		c.PoisonRetries = 3
 	}
+	if c.PoisonCrashes <= 0 {
+		c.PoisonCrashes = 3
+	}
 	if c.ShutdownTimeout <= 0 {
 		c.ShutdownTimeout = 25 * time.Second
 	}
@@ -113,6 +117,7 @@ type Worker struct {
 	cfg  Config
 
 	decide decideFunc    // the handler inside its poison and outage layers
+	naked  handedBack    // deliveries this worker handed back (crash.go)
 	stop   chan struct{} // closed when shutdown starts
 	bound  atomic.Bool   // consuming from the durable consumer
 }
@@ -128,7 +133,7 @@ func NewWorker(js jetstream.JetStream, cons jetstream.Consumer, h Handler, log *
 	if info := cons.CachedInfo(); info != nil && info.Config.AckWait > 0 && info.Config.AckWait < cfg.AckWait {
 		cfg.AckWait = info.Config.AckWait
 	}
-	w := &Worker{js: js, cons: cons, h: h, log: log, cfg: cfg, stop: make(chan struct{})}
+	w := &Worker{js: js, cons: cons, h: h, log: log, cfg: cfg, stop: make(chan struct{}), naked: handedBack{seqs: map[uint64]uint64{}}}
 	// An outage is retried inside the poison layer, so that it never counts
 	// as an unexpected failure.
 	w.decide = w.isolatePoison(w.retryOutages(w.handle))

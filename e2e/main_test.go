@@ -118,13 +118,16 @@ func startProcCmd(t *testing.T, sub string, env ...string) *proc {
 	return p
 }
 
-func (p *proc) start() {
+func (p *proc) start() { p.startBinary(binPath) }
+
+// startBinary starts the process from another build of simworker.
+func (p *proc) startBinary(bin string) {
 	p.t.Helper()
 	f, err := os.OpenFile(p.log, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 	if err != nil {
 		p.t.Fatal(err)
 	}
-	cmd := exec.Command(binPath, p.sub)
+	cmd := exec.Command(bin, p.sub)
 	cmd.Env = append(os.Environ(), p.env...)
 	cmd.Stdout, cmd.Stderr = f, f
 	if err := cmd.Start(); err != nil {

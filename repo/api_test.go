@@ -164,3 +164,33 @@ func TestRecordCommandRace(t *testing.T) {
 		}
 	}
 }
+
+// TestCrashedAttempts: an attempt still in progress when the next begins
+// counts as a crash; one that ended (handed back) does not, and keeps the
+// count; a decided command's mark goes.
+func TestCrashedAttempts(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool, _ := repotest.NewDB(t)
+	s := repo.NewStore(pool, "")
+	step := func(want int) {
+		t.Helper()
+		if got, err := s.BeginAttempt(ctx, "c-1"); err != nil || got != want {
+			t.Fatalf("BeginAttempt: %d crashes (%v), want %d", got, err, want)
+		}
+	}
+	step(0)                                                 // first attempt
+	step(1)                                                 // the first never ended: a crash
+	step(2)                                                 // and again
+	if err := s.EndAttempt(ctx, "c-1", false); err != nil { // handed back
+		t.Fatal(err)
+	}
+	step(2) // a hand-back is no crash, and the count stays
+	if err := s.EndAttempt(ctx, "c-1", true); err != nil {
+		t.Fatal(err)
+	}
+	step(0) // decided: the mark went
+	if got, err := s.BeginAttempt(ctx, "c-2"); err != nil || got != 0 {
+		t.Fatalf("another command: %d %v", got, err)
+	}
+}

@@ -29,6 +29,7 @@ type workerConfig struct {
 	MaxBackoff      time.Duration `env:"SIM_MAX_BACKOFF" envDefault:"30s" flag:"max-backoff" help:"cap of the wait between retries while NATS or PostgreSQL is down"`
 	RetryWindow     time.Duration `env:"SIM_RETRY_WINDOW" envDefault:"15s" flag:"retry-window" help:"how long a batch is retried in place during an outage before it is NAKed with a delay"`
 	PoisonRetries   int           `env:"SIM_POISON_RETRIES" envDefault:"3" flag:"poison-retries" help:"retries of a command that fails unexpectedly (not an outage) before it gets a 500 internal outcome"`
+	PoisonCrashes   int           `env:"SIM_POISON_CRASHES" envDefault:"3" flag:"poison-crashes" help:"attempts at a command that killed the worker (counted in PostgreSQL across restarts) before it is dead-lettered with a 500 internal outcome"`
 	DBTimeout       time.Duration `env:"SIM_DB_TIMEOUT" envDefault:"10s" flag:"db-timeout" help:"longest one attempt at deciding a batch may wait on PostgreSQL before it is abandoned and retried (a silent link is noticed within it)"`
 	ShutdownTimeout time.Duration `env:"SIM_SHUTDOWN_TIMEOUT" envDefault:"25s" flag:"shutdown-timeout" help:"how long work in flight may take after SIGINT/SIGTERM"`
 	StreamReplicas  int           `env:"SIM_STREAM_REPLICAS" envDefault:"1" flag:"stream-replicas" help:"replicas of the streams and consumer when the worker creates them (3 on a cluster)"`
@@ -50,7 +51,7 @@ type workerConfig struct {
 // Validate checks the ranges consumer.Config and the streams accept.
 func (w *workerConfig) Validate(c *cli.Check) {
 	c.Range(&w.BatchSize, 1, 10000)
-	c.Positive(&w.Concurrency, &w.PoisonRetries, &w.StreamReplicas)
+	c.Positive(&w.Concurrency, &w.PoisonRetries, &w.PoisonCrashes, &w.StreamReplicas)
 	c.NotNegative(&w.AckWait, &w.MaxBackoff, &w.RetryWindow, &w.ShutdownTimeout, &w.DuplicateWindow, &w.DBTimeout)
 	c.OneOf(&w.LogLevel, "debug", "info", "warn", "error")
 	c.NotNegative(&w.CommandsMaxAge, &w.EventsMaxAge, &w.DeadLetterMaxAge)
@@ -85,6 +86,7 @@ func (w *workerConfig) configs() (consumer.Config, consumer.StreamConfig) {
 			MaxBackoff:      w.MaxBackoff,
 			RetryWindow:     w.RetryWindow,
 			PoisonRetries:   w.PoisonRetries,
+			PoisonCrashes:   w.PoisonCrashes,
 			ShutdownTimeout: w.ShutdownTimeout,
 			DecideTimeout:   w.DBTimeout,
 		}, consumer.StreamConfig{
