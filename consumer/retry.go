@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
@@ -70,6 +71,7 @@ func (w *Worker) retry(ctx context.Context, msg string, op func() error) error {
 		err := op()
 		switch {
 		case err == nil:
+			w.outage.recovered()
 			return nil
 		case ctx.Err() != nil || errors.Is(err, errStopping):
 			return errStopping
@@ -79,6 +81,7 @@ func (w *Worker) retry(ctx context.Context, msg string, op func() error) error {
 		wait := b.NextBackOff()
 		w.log.Warn(msg, zap.Duration("retry_in", wait), zap.Error(err))
 		w.cfg.Observer.Unavailable()
+		w.outage.failed(err)
 		if time.Since(start)+wait > w.cfg.RetryWindow {
 			return &outageError{err: err, delay: b.NextBackOff()}
 		}
@@ -86,6 +89,38 @@ func (w *Worker) retry(ctx context.Context, msg string, op func() error) error {
 			return errStopping
 		}
 	}
+}
+
+// outageState is whether the worker is held up by an outage: the last
+// attempt at anything (deciding, publishing) failed with one, and none has
+// succeeded since.
+type outageState struct {
+	mu    sync.Mutex
+	err   error
+	since time.Time
+}
+
+func (o *outageState) failed(err error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.err == nil {
+		o.since = time.Now()
+	}
+	o.err = err
+}
+
+func (o *outageState) recovered() {
+	o.mu.Lock()
+	o.err = nil
+	o.mu.Unlock()
+}
+
+// BackingOff is the outage the worker is waiting out, and since when; nil
+// while it decides and publishes. /readyz reports it.
+func (w *Worker) BackingOff() (since time.Time, err error) {
+	w.outage.mu.Lock()
+	defer w.outage.mu.Unlock()
+	return w.outage.since, w.outage.err
 }
 
 // sleep waits d; false when shutdown or ctx cut it short.

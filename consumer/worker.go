@@ -118,6 +118,7 @@ type Worker struct {
 
 	decide decideFunc    // the handler inside its poison and outage layers
 	naked  handedBack    // deliveries this worker handed back (crash.go)
+	outage outageState   // the outage being waited out, if any (retry.go)
 	stop   chan struct{} // closed when shutdown starts
 	bound  atomic.Bool   // consuming from the durable consumer
 }

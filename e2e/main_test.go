@@ -31,6 +31,7 @@ import (
 // and restarts: none of them may call t.Parallel.
 var (
 	pg      *devstack.Postgres // the suite's own cluster: scenarios crash and restart it
+	pgDir   string             // its data directory
 	binPath string
 )
 
@@ -54,7 +55,8 @@ func TestMain(m *testing.M) {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
 		// fsync stays on: the crash scenario is a real crash.
-		pg, err = devstack.StartPostgres(ctx, devstack.PostgresOptions{DataDir: filepath.Join(dir, "pg")})
+		pgDir = filepath.Join(dir, "pg")
+		pg, err = devstack.StartPostgres(ctx, devstack.PostgresOptions{DataDir: pgDir})
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "start PostgreSQL:", err)
 			return 1

@@ -153,6 +153,12 @@ func work(ctx context.Context, log *zap.Logger, nc *nats.Conn, pool *pgxpool.Poo
 	opsAddr := ""
 	if httpAddr != "off" {
 		srv := ops.New(nc, js, pool, func() bool { w := worker.Load(); return w != nil && w.Ready() })
+		srv.BackingOff = func() (time.Time, error) {
+			if w := worker.Load(); w != nil {
+				return w.BackingOff()
+			}
+			return time.Time{}, nil
+		}
 		if err := srv.Start(httpAddr, log); err != nil {
 			return fmt.Errorf("SIM_HTTP_ADDR %s: %w", httpAddr, err)
 		}

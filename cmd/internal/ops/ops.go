@@ -7,8 +7,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -141,6 +143,9 @@ type Server struct {
 	pool    *pgxpool.Pool
 	ready   func() bool
 	role    Role
+	// BackingOff, when set, is the outage the process is waiting out (nil
+	// error: none): /readyz's "deciding" check and simworker_backing_off.
+	BackingOff func() (since time.Time, err error)
 	srv     *http.Server
 	ln      net.Listener
 }
@@ -187,6 +192,17 @@ func NewFor(role Role, nc *nats.Conn, js jetstream.JetStream, pool *pgxpool.Pool
 	s := &Server{reg: reg, nc: nc, pool: pool, ready: ready, role: role}
 	if role.Worker {
 		s.Metrics = NewMetrics(reg)
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "simworker_backing_off",
+			Help: "1 while the worker waits out an outage (its last attempt at deciding or publishing failed with one and none succeeded since; /readyz says which), else 0.",
+		}, func() float64 {
+			if s.BackingOff != nil {
+				if _, err := s.BackingOff(); err != nil {
+					return 1
+				}
+			}
+			return 0
+		}))
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -229,7 +245,26 @@ func (s *Server) Checks(ctx context.Context) []Check {
 	if !checks[2].OK {
 		checks[2].Error = s.role.Failing
 	}
+	if s.BackingOff != nil {
+		c := Check{Name: "deciding", OK: true}
+		if since, err := s.BackingOff(); err != nil {
+			c.OK, c.Error = false, fmt.Sprintf("backing off for %s: %s", time.Since(since).Round(time.Second), trimError(err.Error()))
+		}
+		checks = append(checks, c)
+	}
 	return checks
+}
+
+// trimError keeps a readiness error short: its first line, at most 300
+// bytes.
+func trimError(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = s[:i]
+	}
+	if len(s) > 300 {
+		s = s[:300] + "..."
+	}
+	return s
 }
 
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
