@@ -146,8 +146,8 @@ type Server struct {
 	// BackingOff, when set, is the outage the process is waiting out (nil
 	// error: none): /readyz's "deciding" check and simworker_backing_off.
 	BackingOff func() (since time.Time, err error)
-	srv     *http.Server
-	ln      net.Listener
+	srv        *http.Server
+	ln         net.Listener
 }
 
 // Role is what a process's third readiness check is about: the worker's
