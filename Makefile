@@ -4,7 +4,7 @@ SHELL := /bin/bash
 GO    ?= go
 NATS_CLI_VERSION := v0.5.0
 
-.PHONY: all build run test test-short chaos bench bench-go fuzz lint fmt postgres chromium nats-cli validate-docs clean
+.PHONY: all build run test test-short chaos soak bench bench-go fuzz lint fmt postgres chromium nats-cli validate-docs clean
 
 all: build
 
@@ -21,10 +21,12 @@ run: postgres build
 ## the fault suite included (its table is printed at the end), the API reference in headless Chromium
 test: postgres chromium
 	$(GO) vet ./...
-	@mkdir -p bin && rm -f bin/fault-table.txt
-	SIM_FAULT_TABLE=$(CURDIR)/bin/fault-table.txt $(GO) test -race -count=1 -timeout 30m ./...
+	@mkdir -p bin && rm -f bin/fault-table.txt bin/soak-table.txt
+	SIM_FAULT_TABLE=$(CURDIR)/bin/fault-table.txt SIM_SOAK_TABLE=$(CURDIR)/bin/soak-table.txt SIM_SOAK_DURATION=1m \
+	  $(GO) test -race -count=1 -timeout 40m ./...
 	./scripts/validate-docs.sh
 	@echo "fault suite:" && cat bin/fault-table.txt
+	@echo "soak (1 minute):" && cat bin/soak-table.txt
 
 ## chaos: the fault suite, longer: more commands, more worker kills
 chaos: postgres
@@ -32,6 +34,16 @@ chaos: postgres
 	SIM_FAULT_TABLE=$(CURDIR)/bin/fault-table.txt SIM_FAULT_COMMANDS=$${SIM_FAULT_COMMANDS:-20000} SIM_FAULT_ROUNDS=$${SIM_FAULT_ROUNDS:-12} \
 	  $(GO) test -count=1 -v -timeout 60m -run TestFaultSuite ./e2e/
 	@cat bin/fault-table.txt
+
+## soak: the randomized fault run (a nemesis): a steady load through NATS and the API while a seeded
+## schedule overlaps faults; SOAK_DURATION (10m) and SOAK_SEED (random; a failure prints the one to reuse)
+SOAK_DURATION ?= 10m
+SOAK_SEED ?=
+soak: postgres
+	@mkdir -p bin
+	SIM_SOAK_TABLE=$(CURDIR)/bin/soak-table.txt SIM_SOAK_DURATION=$(SOAK_DURATION) SIM_SOAK_SEED=$(SOAK_SEED) \
+	  $(GO) test -count=1 -v -timeout 90m -run TestSoak ./e2e/
+	@cat bin/soak-table.txt
 
 ## test-short: the quick tests only (-short skips the fault suite and the multi-process runs)
 test-short: postgres
