@@ -3,10 +3,12 @@ package e2e
 import (
 	"bufio"
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"syscall"
@@ -170,4 +172,65 @@ func get(t *testing.T, url string) (int, string) {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b)
+}
+
+// TestDevStopsCleanlyUnderABrokenPipe: `make run | tee log` and Ctrl-C ends
+// tee first; simworker dev, writing into the broken pipe, still stops the
+// worker and PostgreSQL cleanly (a SIGPIPE used to kill it first, leaving
+// the cluster "in production").
+func TestDevStopsCleanlyUnderABrokenPipe(t *testing.T) {
+	skipShort(t)
+	dir := t.TempDir()
+	r, wr, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(binPath, "dev")
+	cmd.Env = append(os.Environ(), "SIM_DEV_DATA_DIR="+dir, "SIM_LOG_LEVEL=info")
+	cmd.Stdout, cmd.Stderr = wr, wr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	wr.Close()
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	ready := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(r)
+		for sc.Scan() {
+			if strings.HasPrefix(strings.TrimSpace(sc.Text()), "curl ") {
+				close(ready)
+				break
+			}
+		}
+		r.Close() // tee is gone: every later write is a broken pipe
+	}()
+	select {
+	case <-ready:
+	case <-time.After(2 * time.Minute):
+		t.Fatal("simworker dev never printed its banner")
+	}
+	time.Sleep(200 * time.Millisecond) // let the pipe close before the stop's first log line
+	_ = cmd.Process.Signal(syscall.SIGINT)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		var exit *exec.ExitError
+		if errors.As(err, &exit) && exit.ExitCode() < 0 {
+			t.Fatalf("simworker dev was killed by a signal: %v", err)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("simworker dev did not stop within 60 s of SIGINT")
+	}
+	bin, err := devstack.BinDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(filepath.Join(bin, "pg_controldata"), filepath.Join(dir, "pg")).CombinedOutput()
+	if err != nil {
+		t.Fatalf("pg_controldata: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "Database cluster state:               shut down") {
+		t.Fatalf("PostgreSQL was not shut down cleanly:\n%s", out)
+	}
 }

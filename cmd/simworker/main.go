@@ -48,6 +48,11 @@ func main() {
 		fmt.Fprint(os.Stderr, usage)
 		os.Exit(2)
 	}
+	// A broken pipe on standard output or error (`make run | tee log` and
+	// Ctrl-C, which ends tee first) would kill the process by SIGPIPE before
+	// it stops the worker and PostgreSQL; ignored, the writes fail instead
+	// and the stop goes on.
+	signal.Ignore(syscall.SIGPIPE)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	err := dispatch(ctx, os.Args[1:], os.Stdout, os.Stderr)
