@@ -372,7 +372,9 @@ func (n *nemesis) report(t *testing.T, row tableRow, recovered time.Duration, h 
 		total += c
 	}
 	sort.Strings(kinds)
-	ok := func(bad int) string { return map[bool]string{true: "held", false: fmt.Sprintf("BROKEN (%d)", bad)}[bad == 0] }
+	ok := func(bad int) string {
+		return map[bool]string{true: "held", false: fmt.Sprintf("BROKEN (%d)", bad)}[bad == 0]
+	}
 	fmt.Fprintf(&sb, "faults injected            %d: %s\n", total, strings.Join(kinds, ", "))
 	fmt.Fprintf(&sb, "NATS commands              %d, %d outcomes\n", row.commands, row.outcomes)
 	fmt.Fprintf(&sb, "HTTP requests              %d (answers seen: %v)\n", len(h.reqs), h.answers)
