@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -43,8 +44,12 @@ func main() {
 	defer stop()
 	err := dispatch(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	var ue usageError
+	var fe *cli.FlagError
 	switch {
 	case err == nil, errors.Is(err, flag.ErrHelp):
+	case errors.As(err, &fe):
+		fmt.Fprintln(os.Stderr, "simctl:", err)
+		os.Exit(2)
 	case errors.As(err, &ue):
 		fmt.Fprintf(os.Stderr, "simctl: %s\n\n%s", ue, usage)
 		os.Exit(2)
@@ -84,6 +89,9 @@ func dispatch(ctx context.Context, args []string, out, errOut io.Writer) error {
 	}
 	c, rest, ok := cli.Find(commands(), args)
 	if !ok {
+		if subs := cli.Subcommands(commands(), args[0]); len(subs) > 0 {
+			return usageError(fmt.Sprintf("%q needs a subcommand: %s", args[0], strings.Join(subs, ", ")))
+		}
 		return usageError(fmt.Sprintf("unknown command %q", args[0]))
 	}
 	return c.Run(ctx, rest, out, errOut)

@@ -3,9 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
+	"flag"
 	"strings"
 	"testing"
 
+	"simworker/cmd/internal/cli"
 	"simworker/cmd/internal/cli/clitest"
 	"simworker/repo/repotest"
 )
@@ -57,4 +60,32 @@ func TestEverySettingIsDocumented(t *testing.T) {
 // set has.
 func TestHelpListsEveryFlag(t *testing.T) {
 	clitest.EveryFlagListed(t, dispatch, commands())
+}
+
+// TestCommandLineMistakes: a command group without its subcommand names the
+// subcommands; a mistyped flag gets its error and a one-line hint, not the
+// whole help; --help still prints the help.
+func TestCommandLineMistakes(t *testing.T) {
+	ctx := context.Background()
+	for group, want := range map[string]string{"events": "republish", "tokens": "create, list, revoke", "fixtures": "load"} {
+		err := dispatch(ctx, []string{group}, &bytes.Buffer{}, &bytes.Buffer{})
+		var ue usageError
+		if !errors.As(err, &ue) || !strings.Contains(err.Error(), "needs a subcommand: "+want) {
+			t.Errorf("simctl %s: %v, want it to name %s", group, err, want)
+		}
+	}
+	var stderr bytes.Buffer
+	err := dispatch(ctx, []string{"tokens", "list", "--bogus"}, &bytes.Buffer{}, &stderr)
+	var fe *cli.FlagError
+	if !errors.As(err, &fe) || !strings.Contains(err.Error(), "-bogus") || !strings.Contains(err.Error(), "simctl tokens list --help") {
+		t.Errorf("a mistyped flag: %v", err)
+	}
+	if stderr.Len() != 0 {
+		t.Errorf("a mistyped flag printed the help:\n%s", stderr.String())
+	}
+	stderr.Reset()
+	if err := dispatch(ctx, []string{"tokens", "list", "--help"}, &bytes.Buffer{}, &stderr); !errors.Is(err, flag.ErrHelp) ||
+		!strings.Contains(stderr.String(), "DATABASE_URL") {
+		t.Errorf("--help: %v\n%s", err, stderr.String())
+	}
 }

@@ -57,8 +57,12 @@ func main() {
 	defer stop()
 	err := dispatch(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	var ue usageError
+	var fe *cli.FlagError
 	switch {
 	case err == nil, errors.Is(err, flag.ErrHelp):
+	case errors.As(err, &fe):
+		fmt.Fprintln(os.Stderr, "simworker:", err)
+		os.Exit(2)
 	case errors.As(err, &ue):
 		fmt.Fprintf(os.Stderr, "simworker: %s\n\n%s", ue, usage)
 		os.Exit(2)

@@ -236,14 +236,36 @@ func (s *setting) helpLine() string {
 	return fmt.Sprintf("  -%s, %s  (%s)", s.flag, s.env, def)
 }
 
+// FlagError is a command line the flags could not parse: a mistyped or
+// missing flag, or a value of the wrong kind. It says so in one line with a
+// hint, not above the whole help.
+type FlagError struct {
+	Command string
+	Err     error
+}
+
+func (e *FlagError) Error() string {
+	return fmt.Sprintf("%v (run '%s --help' for its flags)", e.Err, e.Command)
+}
+
+func (e *FlagError) Unwrap() error { return e.Err }
+
 // load parses args, then fills the configuration from environ overlaid with
 // the flags given, then validates it. Every problem is reported at once,
 // each naming its environment variable and flag. It returns the arguments
 // after the flags.
 func (b *bound) load(args []string, environ map[string]string, stderr io.Writer) ([]string, error) {
+	// The flag package prints its error and the whole help on a bad flag;
+	// the help is for --help, a bad flag gets its error and a hint.
+	b.fs.SetOutput(io.Discard)
+	err := b.fs.Parse(args)
 	b.fs.SetOutput(stderr)
-	if err := b.fs.Parse(args); err != nil {
+	if errors.Is(err, flag.ErrHelp) {
+		b.fs.Usage()
 		return nil, err
+	}
+	if err != nil {
+		return nil, &FlagError{Command: b.fs.Name(), Err: err}
 	}
 	merged := make(map[string]string, len(environ))
 	for k, v := range environ {
@@ -393,6 +415,19 @@ func (c Command) FlagSet() *flag.FlagSet {
 
 // Words are the words of the command's name after the program's.
 func (c Command) Words() []string { return strings.Fields(c.Name)[1:] }
+
+// Subcommands are the words that follow word in the commands whose name
+// begins with it ("events": "republish"), for a command line that stops
+// short of one.
+func Subcommands(commands []Command, word string) []string {
+	var subs []string
+	for _, c := range commands {
+		if w := c.Words(); len(w) > 1 && w[0] == word {
+			subs = append(subs, w[1])
+		}
+	}
+	return subs
+}
 
 // Find is the command whose words begin args, and the arguments after them.
 func Find(commands []Command, args []string) (Command, []string, bool) {

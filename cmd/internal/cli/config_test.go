@@ -125,7 +125,8 @@ func TestProblemsNameTheVariableAndFlag(t *testing.T) {
 		var help bytes.Buffer
 		var cfg testConfig
 		_, err := bind("prog test", "prog test: testing.", &cfg).load([]string{"-limit", "x"}, nil, &help)
-		if err == nil || !strings.Contains(help.String(), "-limit") {
+		var fe *FlagError
+		if !errors.As(err, &fe) || !strings.Contains(err.Error(), "-limit") || !strings.Contains(err.Error(), "prog test --help") || help.Len() != 0 {
 			t.Fatalf("err = %v; output: %s", err, help.String())
 		}
 	})
