@@ -370,3 +370,33 @@ func TestTailAndStatus(t *testing.T) {
 }
 
 func regexpMatch(pattern, s string) bool { return regexp.MustCompile(pattern).MatchString(s) }
+
+// TestUnreachableNATS: every simctl command that needs NATS fails at once,
+// non-zero, naming the URL without its password, instead of waiting on
+// JetStream calls that cannot be answered.
+func TestUnreachableNATS(t *testing.T) {
+	t.Setenv("NATS_URL", "nats://someone:s3cret@127.0.0.1:1")
+	t.Setenv("DATABASE_URL", "")
+	file := writeFile(t, `{"command_id":"c-1","actor_id":"u-alice","sim":{"device_id":"d-1","iccid":"8944500102198304899"}}`)
+	for _, args := range [][]string{{"status"}, {"publish", file}, {"replay", "--since", "1h"}, {"tail", "--count", "1"}} {
+		start := time.Now()
+		_, _, err := simctl(t, args...)
+		if err == nil || !strings.Contains(err.Error(), "cannot connect to NATS at nats://someone:***@127.0.0.1:1") || strings.Contains(err.Error(), "s3cret") {
+			t.Errorf("simctl %s: %v", strings.Join(args, " "), err)
+		}
+		if took := time.Since(start); took > 5*time.Second {
+			t.Errorf("simctl %s took %s to fail", strings.Join(args, " "), took)
+		}
+	}
+}
+
+// TestStatusWithoutDatabase: status says where outcomes by code come from.
+func TestStatusWithoutDatabase(t *testing.T) {
+	ns, _, _ := consumertest.NATS(t, consumer.StreamConfig{})
+	t.Setenv("NATS_URL", ns.URL)
+	t.Setenv("DATABASE_URL", "")
+	out, _, err := simctl(t, "status")
+	if err != nil || !strings.Contains(out, "set DATABASE_URL") || !strings.Contains(out, "SIM_EVENTS") {
+		t.Fatalf("status without DATABASE_URL: %v\n%s", err, out)
+	}
+}

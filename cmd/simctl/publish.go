@@ -41,7 +41,7 @@ func (w *waitConfig) Validate(c *cli.Check) {
 // connect is a NATS connection for a simctl command.
 func connect(n cli.NATS, stderr io.Writer) (*nats.Conn, jetstream.JetStream, error) {
 	log, _ := cli.Logger("warn", stderr)
-	nc, err := n.Connect("simctl", log)
+	nc, err := n.ConnectNow("simctl", log)
 	if err != nil {
 		return nil, nil, err
 	}

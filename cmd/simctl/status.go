@@ -2,9 +2,12 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"text/tabwriter"
+
+	"github.com/nats-io/nats.go/jetstream"
 
 	"simworker/client"
 	"simworker/cmd/internal/cli"
@@ -31,17 +34,22 @@ func statusCmd(ctx context.Context, cfg *statusConfig, _ []string, stdout, stder
 	fmt.Fprintln(w, "STREAM\tMESSAGES\tBYTES\tFIRST SEQ\tLAST SEQ\tREPLICAS")
 	for _, name := range []string{client.CommandsStream, client.EventsStream, client.DeadLetterStream} {
 		st, err := js.Stream(ctx, name)
-		if err != nil {
-			fmt.Fprintf(w, "%s\t(missing: %v)\t\t\t\t\n", name, err)
+		if errors.Is(err, jetstream.ErrStreamNotFound) {
+			fmt.Fprintf(w, "%s\t(none yet: the worker creates it)\t\t\t\t\n", name)
 			continue
+		}
+		if err != nil {
+			return fmt.Errorf("stream %s on NATS at %s: %w", name, cfg.NATS.Shown(), err)
 		}
 		i := st.CachedInfo()
 		fmt.Fprintf(w, "%s\t%d\t%d\t%d\t%d\t%d\n", name, i.State.Msgs, i.State.Bytes, i.State.FirstSeq, i.State.LastSeq, i.Config.Replicas)
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "CONSUMER\tPENDING\tACK PENDING\tREDELIVERED\tWAITING PULLS\tACK FLOOR")
-	if c, err := js.Consumer(ctx, client.CommandsStream, consumer.DurableName); err != nil {
-		fmt.Fprintf(w, "%s\t(missing: %v)\t\t\t\t\n", consumer.DurableName, err)
+	if c, err := js.Consumer(ctx, client.CommandsStream, consumer.DurableName); errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrStreamNotFound) {
+		fmt.Fprintf(w, "%s\t(none yet: the worker creates it)\t\t\t\t\n", consumer.DurableName)
+	} else if err != nil {
+		return fmt.Errorf("consumer %s on NATS at %s: %w", consumer.DurableName, cfg.NATS.Shown(), err)
 	} else {
 		i := c.CachedInfo()
 		fmt.Fprintf(w, "%s\t%d\t%d\t%d\t%d\t%d\n", consumer.DurableName, i.NumPending, i.NumAckPending, i.NumRedelivered, i.NumWaiting, i.AckFloor.Stream)
@@ -62,6 +70,9 @@ func statusCmd(ctx context.Context, cfg *statusConfig, _ []string, stdout, stder
 			fmt.Fprintf(w, "%s\t%s\t%d\t%d\n", c.Type, c.Code, c.Status, c.Commands)
 		}
 		fmt.Fprintf(w, "SIMs stored\t\t\t%d\n", sims)
+	} else {
+		fmt.Fprintln(w)
+		fmt.Fprintln(w, "Outcomes by code come from PostgreSQL: set DATABASE_URL (or --database-url) to see them.")
 	}
 	return w.Flush()
 }

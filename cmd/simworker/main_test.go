@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -13,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"simworker/cmd/internal/cli/clitest"
+	"simworker/repo/repotest"
 )
 
 func TestRunRefusesWithoutRequiredSettings(t *testing.T) {
@@ -157,4 +159,27 @@ func TestEverySettingIsDocumented(t *testing.T) {
 // set has.
 func TestHelpListsEveryFlag(t *testing.T) {
 	clitest.EveryFlagListed(t, dispatch, commands())
+}
+
+// TestStartupNamesTheNATSItCannotReach: with PostgreSQL up and NATS_URL
+// stale, the start-up warnings say which NATS cannot be reached (without
+// its password), not only that a stream look-up timed out.
+func TestStartupNamesTheNATSItCannotReach(t *testing.T) {
+	var buf syncBuffer
+	t.Setenv("NATS_URL", "nats://natsuser:nats-s3cret@127.0.0.1:1")
+	t.Setenv("SIM_HTTP_ADDR", "off")
+	t.Setenv("DATABASE_URL", repotest.NewDatabase(t))
+	ctx, cancel := context.WithTimeout(context.Background(), 12*time.Second)
+	defer cancel()
+	go func() {
+		for ctx.Err() == nil && !strings.Contains(buf.String(), "cannot connect to NATS") {
+			time.Sleep(50 * time.Millisecond)
+		}
+		cancel()
+	}()
+	_ = dispatch(ctx, []string{"run"}, io.Discard, &buf)
+	out := buf.String()
+	if !regexp.MustCompile(`cannot connect to NATS at nats://[^ ]*127\.0\.0\.1:1 \(`).MatchString(out) || strings.Contains(out, "nats-s3cret") {
+		t.Fatalf("start-up warnings do not name the NATS server:\n%s", out)
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -17,6 +18,7 @@ import (
 	"simworker/cmd/internal/cli"
 	"simworker/cmd/internal/ops"
 	"simworker/consumer"
+	"simworker/domain"
 	"simworker/repo"
 )
 
@@ -134,6 +136,38 @@ func runCmd(ctx context.Context, cfg *runConfig, _ []string, _, stderr io.Writer
 	return work(ctx, log, nc, pool, wcfg, scfg, cfg.HTTPAddr, nil)
 }
 
+// startupAttempt bounds one attempt at migrating and setting the streams
+// up, so a dependency that does not answer is reported and retried.
+const startupAttempt = 10 * time.Second
+
+// awaitNATS gives the connection a moment to come up, then names the server
+// it cannot reach and why.
+func awaitNATS(ctx context.Context, nc *nats.Conn) error {
+	for deadline := time.Now().Add(2 * time.Second); !nc.IsConnected(); {
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			why := "no answer"
+			if err := nc.LastError(); err != nil {
+				why = err.Error()
+			}
+			return fmt.Errorf("%w: cannot connect to NATS at %s (%s): %s", domain.ErrUnavailable, natsShown(nc), nc.Status(), why)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return nil
+}
+
+// natsShown is the URL a connection tries, without a password or token.
+func natsShown(nc *nats.Conn) string {
+	if u := nc.ConnectedUrlRedacted(); u != "" {
+		return u
+	}
+	var shown []string
+	for _, s := range nc.Servers() {
+		shown = append(shown, cli.NATS{URL: s}.Shown())
+	}
+	return strings.Join(shown, ",")
+}
+
 // work migrates, sets the streams up and runs the worker until ctx ends.
 // Dependencies that are down at start are waited for with backoff. started,
 // when not nil, is called once the worker is about to consume, with the
@@ -169,12 +203,23 @@ func work(ctx context.Context, log *zap.Logger, nc *nats.Conn, pool *pgxpool.Poo
 	b := backoff.NewExponentialBackOff()
 	b.MaxInterval, b.MaxElapsedTime = wcfg.MaxBackoff, 0
 	err = backoff.RetryNotify(func() error {
-		if err := repo.Migrate(ctx, pool); err != nil {
+		// Each attempt is bounded: a JetStream call on a connection that
+		// never came up would otherwise wait for ever, saying nothing.
+		actx, cancel := context.WithTimeout(ctx, startupAttempt)
+		defer cancel()
+		if err := repo.Migrate(actx, pool); err != nil {
 			return err
 		}
-		cons, err = consumer.Setup(ctx, js, scfg)
+		if err := awaitNATS(actx, nc); err != nil {
+			return err
+		}
+		cons, err = consumer.Setup(actx, js, scfg)
 		if errors.Is(err, consumer.ErrNoStorage) {
 			return backoff.Permanent(err) // a setting to change, not an outage to wait out
+		}
+		if err != nil && !nc.IsConnected() {
+			// Not a JetStream problem: name the server it cannot reach.
+			return fmt.Errorf("cannot connect to NATS at %s (%s): %w", natsShown(nc), nc.Status(), err)
 		}
 		return err
 	}, backoff.WithContext(b, ctx), func(err error, d time.Duration) {

@@ -87,14 +87,27 @@ type Database struct {
 	URL string `env:"DATABASE_URL,required,notEmpty" flag:"database-url" secret:"url" help:"PostgreSQL URL; TLS through it, e.g. ?sslmode=verify-full&sslrootcert=/etc/ssl/pg-ca.pem"`
 }
 
+// Shown is NATS_URL as it may be printed: without a password or token.
+func (n NATS) Shown() string { return mask("url", n.URL) }
+
 // Connect dials NATS with the configured authentication, reconnecting
-// forever: a NATS outage is waited out, never fatal.
+// forever: a NATS outage is waited out, never fatal, even at start.
 func (n NATS) Connect(name string, log *zap.Logger) (*nats.Conn, error) {
+	return n.connect(name, log, true)
+}
+
+// ConnectNow is Connect for a command run by hand: a server it cannot
+// reach at once is an error that names the URL, not a wait.
+func (n NATS) ConnectNow(name string, log *zap.Logger) (*nats.Conn, error) {
+	return n.connect(name, log, false)
+}
+
+func (n NATS) connect(name string, log *zap.Logger, waitAtStart bool) (*nats.Conn, error) {
 	opts := []nats.Option{
 		nats.Name(name),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(500 * time.Millisecond),
-		nats.RetryOnFailedConnect(true),
+		nats.RetryOnFailedConnect(waitAtStart),
 		nats.PingInterval(n.PingInterval),
 		nats.MaxPingsOutstanding(n.MaxPingsOut),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
@@ -136,7 +149,7 @@ func (n NATS) Connect(name string, log *zap.Logger) (*nats.Conn, error) {
 	}
 	nc, err := nats.Connect(n.URL, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("connect to NATS: %w", err)
+		return nil, fmt.Errorf("cannot connect to NATS at %s: %w", n.Shown(), err)
 	}
 	return nc, nil
 }
