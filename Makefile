@@ -93,4 +93,9 @@ nats-cli:
 	  echo "warning: could not install the nats CLI; simworker dev still runs"; }
 
 clean:
+	@pidfile=.simworker-dev/pg/postmaster.pid; \
+	if [ -f $$pidfile ] && kill -0 "$$(head -1 $$pidfile)" 2>/dev/null; then \
+	  echo "make clean: simworker dev is running (its PostgreSQL, pid $$(head -1 $$pidfile), lives in .simworker-dev): stop it first (Ctrl-C), then make clean" >&2; \
+	  exit 1; \
+	fi
 	rm -rf bin .simworker-dev

@@ -234,3 +234,45 @@ func TestDevStopsCleanlyUnderABrokenPipe(t *testing.T) {
 		t.Fatalf("PostgreSQL was not shut down cleanly:\n%s", out)
 	}
 }
+
+// TestMakeCleanRefusesWhileDevRuns: make clean would delete the data of a
+// running simworker dev (its PostgreSQL then fails every statement); it
+// refuses while the dev cluster's postmaster lives, and cleans once it is
+// gone.
+func TestMakeCleanRefusesWhileDevRuns(t *testing.T) {
+	skipShort(t)
+	dir := t.TempDir()
+	mk, err := os.ReadFile("../Makefile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "Makefile"), mk, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	pg := filepath.Join(dir, ".simworker-dev", "pg")
+	if err := os.MkdirAll(pg, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	clean := func(pid int) (string, error) {
+		if err := os.WriteFile(filepath.Join(pg, "postmaster.pid"), []byte(itoa(pid)+"\n/data\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command("make", "-s", "clean")
+		cmd.Dir = dir
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	out, err := clean(os.Getpid()) // a live process holds the cluster
+	if err == nil || !strings.Contains(out, "simworker dev is running") {
+		t.Fatalf("make clean while the cluster runs: %v\n%s", err, out)
+	}
+	if _, err := os.Stat(pg); err != nil {
+		t.Fatalf("make clean removed the running cluster's data: %v", err)
+	}
+	if out, err := clean(1 << 22); err != nil { // no such process: a stale pid file
+		t.Fatalf("make clean after the cluster stopped: %v\n%s", err, out)
+	}
+	if _, err := os.Stat(filepath.Join(dir, ".simworker-dev")); !os.IsNotExist(err) {
+		t.Fatalf("make clean left .simworker-dev: %v", err)
+	}
+}
