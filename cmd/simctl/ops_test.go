@@ -136,7 +136,8 @@ func TestPublishWaitReport(t *testing.T) {
 	if rows[0]["sim_id"] == "" || rows[0]["sim_id"] != rows[3]["sim_id"] || rows[0]["event_id"] != rows[3]["event_id"] {
 		t.Fatalf("the same command twice must report one outcome: %v %v", rows[0], rows[3])
 	}
-	if !strings.Contains(errOut, "created 2, rejected 2 (invalid_argument 1, unauthorized 1), invalid_line 1") {
+	if !strings.Contains(errOut, "rows 5: created 1, rejected 2 (invalid_argument 1, unauthorized 1), invalid_line 1, repeated 1") ||
+		!strings.Contains(err.Error(), "1 not a command envelope (invalid_line)") {
 		t.Fatalf("summary: %s", errOut)
 	}
 	var n int
@@ -283,15 +284,21 @@ func TestEventsRepublish(t *testing.T) {
 	}
 
 	// By command id, with one unknown.
-	ids := writeFile(t, "c-2", cmdNoAut, "c-unknown")
-	out, _, err = simctl(t, "events", "republish", "--commands", ids)
-	if err != nil {
-		t.Fatal(err)
+	ids := writeFile(t, "c-2", cmdNoAut, "c-unknown", "this line is not a command envelope")
+	out, errOut, err = simctl(t, "events", "republish", "--commands", ids)
+	if !errors.Is(err, errIncomplete) || !strings.Contains(err.Error(), "1 not a command envelope (invalid_line)") ||
+		!strings.Contains(err.Error(), "1 without a stored outcome (no_outcome") {
+		t.Fatalf("an unknown id and a line that is none: %v", err)
 	}
 	rows := readCSV(t, out)
-	if len(rows) != 3 || rows[2]["outcome"] != "not_found" || rows[2]["command_id"] != "c-unknown" ||
-		rows[0]["outcome"] != "rejected" || rows[0]["code"] != "invalid_argument" || rows[0]["n"] != "1" {
+	if len(rows) != 4 || rows[2]["outcome"] != "no_outcome" || rows[2]["command_id"] != "c-unknown" ||
+		rows[3]["outcome"] != "invalid_line" || rows[3]["command_id"] != "" ||
+		rows[0]["outcome"] != "rejected" || rows[0]["code"] != "invalid_argument" || rows[0]["status"] != "400" || rows[0]["n"] != "1" ||
+		rows[0]["reason"] == "" || rows[0]["reason"] == "republished" {
 		t.Fatalf("by command id:\n%s", out)
+	}
+	if strings.Contains(errOut, "not_found") {
+		t.Fatalf("the summary uses not_found for a missing outcome: %s", errOut)
 	}
 }
 
@@ -398,5 +405,52 @@ func TestStatusWithoutDatabase(t *testing.T) {
 	out, _, err := simctl(t, "status")
 	if err != nil || !strings.Contains(out, "set DATABASE_URL") || !strings.Contains(out, "SIM_EVENTS") {
 		t.Fatalf("status without DATABASE_URL: %v\n%s", err, out)
+	}
+}
+
+// TestPublishWithoutWait: the summary says what went out and what did not,
+// never "created 0, rejected 0", and an invalid line still fails the run
+// with the reason.
+func TestPublishWithoutWait(t *testing.T) {
+	newWorld(t)
+	file := writeFile(t, cmdOK, "this is not an envelope", cmdBad)
+	_, errOut, err := simctl(t, "publish", file)
+	if !errors.Is(err, errIncomplete) || !strings.Contains(err.Error(), "1 not a command envelope (invalid_line)") {
+		t.Fatalf("err = %v", err)
+	}
+	if !strings.Contains(errOut, "published 2 of 3 lines, 1 not a command envelope (invalid_line); run with --wait for their outcomes") ||
+		strings.Contains(errOut, "created") {
+		t.Fatalf("summary without --wait: %s", errOut)
+	}
+}
+
+// TestReplayDryRun: --dry-run lists what would go out, without --wait too,
+// and publishes nothing.
+func TestReplayDryRun(t *testing.T) {
+	w := newWorld(t)
+	if _, _, err := simctl(t, "publish", writeFile(t, cmdOK, cmdBad)); err != nil {
+		t.Fatal(err)
+	}
+	s, err := w.js.Stream(context.Background(), client.CommandsStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := s.CachedInfo().State.LastSeq
+	for _, args := range [][]string{{"replay", "--from-seq", "1", "--dry-run"}, {"replay", "--from-seq", "1", "--dry-run", "--wait"}} {
+		out, errOut, err := simctl(t, args...)
+		if err != nil {
+			t.Fatalf("%v: %v\n%s", args, err, errOut)
+		}
+		rows := readCSV(t, out)
+		if len(rows) != 2 || rows[0]["outcome"] != "would_replay" || rows[0]["command_id"] != "c-1" || rows[1]["command_id"] != "c-2" {
+			t.Fatalf("%v listed:\n%s", args, out)
+		}
+		if !strings.Contains(errOut, "dry run: 2 commands would be replayed; nothing was published") || strings.Contains(errOut, "published 2") {
+			t.Fatalf("%v summary: %s", args, errOut)
+		}
+	}
+	s, _ = w.js.Stream(context.Background(), client.CommandsStream)
+	if after := s.CachedInfo().State.LastSeq; after != before {
+		t.Fatalf("a dry run published: last sequence %d, was %d", after, before)
 	}
 }

@@ -72,7 +72,10 @@ func (p *progress) add(n int) {
 func (p *progress) finish() {
 	p.finalized.Do(func() {
 		if p.bar != nil {
-			_ = p.bar.Finish()
+			// Exit, not Finish: Finish would fill the bar to the total, counting
+			// lines that were never published; the bar keeps the true count,
+			// as the plain line does.
+			_ = p.bar.Exit()
 			fmt.Fprintln(p.out)
 			return
 		}

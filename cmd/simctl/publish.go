@@ -20,7 +20,7 @@ import (
 
 // errIncomplete makes simctl exit 1 after a run that left rows without an
 // outcome (invalid lines, publish failures, missing outcomes).
-var errIncomplete = errors.New("not every line got an outcome (see the report)")
+var errIncomplete = errors.New("not every line got an outcome")
 
 // waitConfig are the settings shared by publish and replay.
 type waitConfig struct {
@@ -70,9 +70,20 @@ func (w *waitConfig) run(ctx context.Context, js jetstream.JetStream, stdout, st
 	if ferr != nil {
 		return ferr
 	}
+	if n := t.count("would_replay"); n > 0 && n == t.rowCount() {
+		// A dry run: the list of what would go out is the whole answer,
+		// with or without --wait.
+		if err := t.writeReport(stdout, w.Format, refName); err != nil {
+			return err
+		}
+		fmt.Fprintf(stderr, "dry run: %d commands would be replayed; nothing was published\n", n)
+		return nil
+	}
 	if !w.Wait {
-		sum, _ := t.summary()
-		fmt.Fprintf(stderr, "published; %s (run with --wait for outcomes)\n", sum)
+		fmt.Fprintln(stderr, t.published())
+		if _, incomplete := t.summary(); incomplete != "" {
+			return fmt.Errorf("%w: %s", errIncomplete, incomplete)
+		}
 		return nil
 	}
 	// Watching starts once every row is known; it reads SIM_EVENTS from a
@@ -99,10 +110,10 @@ func (w *waitConfig) run(ctx context.Context, js jetstream.JetStream, stdout, st
 	if err := t.writeReport(out, w.Format, refName); err != nil {
 		return err
 	}
-	sum, complete := t.summary()
+	sum, incomplete := t.summary()
 	fmt.Fprintln(stderr, sum)
-	if !complete {
-		return errIncomplete
+	if incomplete != "" {
+		return fmt.Errorf("%w: %s", errIncomplete, incomplete)
 	}
 	return nil
 }

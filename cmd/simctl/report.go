@@ -42,21 +42,31 @@ func (t *tracker) writeReport(w io.Writer, format, refName string) error {
 	return fmt.Errorf("report format %q: use csv or ndjson", format)
 }
 
-// summary counts rows by outcome and code, e.g.
-// "rows 10: created 7, rejected 2 (already_exists 1, invalid_argument 1), invalid_line 1".
-func (t *tracker) summary() (string, bool) {
+// summary counts rows by outcome and code, e.g. "rows 10: created 3,
+// rejected 5 (already_exists 1, ...), invalid_line 1, repeated 1": a row
+// whose command id an earlier row had is counted apart, as repeated (it got
+// that row's outcome again and decided nothing). incomplete says which rows
+// got no outcome, and why ("" when every row has one).
+func (t *tracker) summary() (sum, incomplete string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	byOutcome := map[string]int{}
 	byCode := map[string]int{}
+	seen := map[string]bool{}
+	repeated := 0
 	for _, r := range t.rows {
+		if r.CommandID != "" && seen[r.CommandID] {
+			repeated++
+			continue
+		}
+		seen[r.CommandID] = r.CommandID != ""
 		byOutcome[r.Outcome]++
-		if r.Code != "" {
+		if r.Code != "" && r.Outcome == outRejected {
 			byCode[r.Code]++
 		}
 	}
 	parts := []string{}
-	for _, o := range []string{outCreated, outRejected, outInvalidLine, outPublishFailed, outMissing, "not_found", "would_replay"} {
+	for _, o := range []string{outCreated, outRejected, outInvalidLine, outPublishFailed, outMissing, outNoOutcome, "would_replay"} {
 		if byOutcome[o] == 0 && o != outCreated && o != outRejected {
 			continue
 		}
@@ -75,6 +85,44 @@ func (t *tracker) summary() (string, bool) {
 		}
 		parts = append(parts, p)
 	}
-	complete := byOutcome[outInvalidLine]+byOutcome[outPublishFailed]+byOutcome[outMissing] == 0
-	return fmt.Sprintf("rows %d: %s", len(t.rows), strings.Join(parts, ", ")), complete
+	if repeated > 0 {
+		parts = append(parts, fmt.Sprintf("repeated %d (a command id of an earlier line: its outcome again)", repeated))
+	}
+	var why []string
+	for _, w := range []struct {
+		outcome, text string
+	}{{outInvalidLine, "not a command envelope (invalid_line)"}, {outPublishFailed, "not taken by JetStream (publish_failed: publish again)"},
+		{outMissing, "published, no outcome in time (missing: publishing again is safe)"},
+		{outNoOutcome, "without a stored outcome (no_outcome: not decided yet, or never published)"}} {
+		if n := byOutcome[w.outcome]; n > 0 {
+			why = append(why, fmt.Sprintf("%d %s", n, w.text))
+		}
+	}
+	return fmt.Sprintf("rows %d: %s", len(t.rows), strings.Join(parts, ", ")), strings.Join(why, "; ")
+}
+
+// published is the summary of a run without --wait: what went out, and the
+// lines that did not.
+func (t *tracker) published() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out, invalid, failed := 0, 0, 0
+	for _, r := range t.rows {
+		switch r.Outcome {
+		case outInvalidLine:
+			invalid++
+		case outPublishFailed:
+			failed++
+		default:
+			out++
+		}
+	}
+	s := fmt.Sprintf("published %d of %d lines", out, len(t.rows))
+	if invalid > 0 {
+		s += fmt.Sprintf(", %d not a command envelope (invalid_line)", invalid)
+	}
+	if failed > 0 {
+		s += fmt.Sprintf(", %d not taken by JetStream (publish_failed)", failed)
+	}
+	return s + "; run with --wait for their outcomes"
 }

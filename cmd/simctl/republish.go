@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"simworker/client"
 	"simworker/cmd/internal/cli"
 	"simworker/consumer"
 	"simworker/domain"
@@ -31,8 +32,9 @@ func republishCmd(ctx context.Context, cfg *republishConfig, _ []string, stdout,
 		return usageError("events republish needs exactly one of --since and --commands")
 	}
 	var (
-		from time.Time
-		ids  []string
+		from  time.Time
+		ids   []string
+		lines []idLine
 	)
 	if cfg.Since != "" {
 		var err error
@@ -41,8 +43,13 @@ func republishCmd(ctx context.Context, cfg *republishConfig, _ []string, stdout,
 		}
 	} else {
 		var err error
-		if ids, err = readCommandIDs(cfg.Commands); err != nil {
+		if lines, err = readCommandIDs(cfg.Commands); err != nil {
 			return err
+		}
+		for _, l := range lines {
+			if l.invalid == "" {
+				ids = append(ids, l.id)
+			}
 		}
 	}
 	pool, err := repo.Open(ctx, cfg.Database.URL)
@@ -67,9 +74,12 @@ func republishCmd(ctx context.Context, cfg *republishConfig, _ []string, stdout,
 		found[o.CommandID] = true
 		count++
 		r := &row{Ref: count, CommandID: o.CommandID, EventID: o.EventID, Outcome: outCreated, SimID: o.SimID, Status: o.Status,
-			Code: string(o.Code), Reason: "republished"}
+			Code: string(o.Code)}
 		if o.Type == domain.TypeRejected {
 			r.Outcome = outRejected
+			if ev, err := client.ParseEvent(o.Event); err == nil {
+				r.Reason = ev.Rejection().Message
+			}
 		}
 		t.add(r, "")
 		pub.publishOutcome(ctx, r, o)
@@ -80,28 +90,43 @@ func republishCmd(ctx context.Context, cfg *republishConfig, _ []string, stdout,
 	if err != nil {
 		return err
 	}
-	for _, id := range ids {
-		if !found[id] {
+	for _, l := range lines {
+		switch {
+		case l.invalid != "":
 			count++
-			t.add(&row{Ref: count, CommandID: id, Outcome: "not_found", Reason: "no stored outcome for this command id"}, "")
+			t.add(&row{Ref: count, Outcome: outInvalidLine, Reason: fmt.Sprintf("line %d: %s", l.line, l.invalid)}, "")
+		case !found[l.id]:
+			count++
+			t.add(&row{Ref: count, CommandID: l.id, Outcome: outNoOutcome, Reason: "no stored outcome for this command id"}, "")
 		}
 	}
 	if err := t.writeReport(stdout, "csv", "n"); err != nil {
 		return err
 	}
-	sum, _ := t.summary()
+	sum, incomplete := t.summary()
 	fmt.Fprintln(stderr, sum)
+	if incomplete != "" {
+		return fmt.Errorf("%w: %s", errIncomplete, incomplete)
+	}
 	return nil
 }
 
-// readCommandIDs reads command ids, one per line: a bare id or a command envelope.
-func readCommandIDs(name string) ([]string, error) {
+// idLine is a line of a --commands file: a command id, or why it is none.
+type idLine struct {
+	id, invalid string
+	line        int
+}
+
+// readCommandIDs reads command ids, one per line: a bare id (no spaces) or
+// a command envelope; any other line is reported as invalid, not taken
+// for an id.
+func readCommandIDs(name string) ([]idLine, error) {
 	in, _, err := openInput(name)
 	if err != nil {
 		return nil, err
 	}
 	defer in.Close()
-	var ids []string
+	var ids []idLine
 	sc := bufio.NewScanner(in)
 	sc.Buffer(make([]byte, 0, 1<<20), 8<<20)
 	for line := 1; sc.Scan(); line++ {
@@ -111,11 +136,14 @@ func readCommandIDs(name string) ([]string, error) {
 		case strings.HasPrefix(text, "{"):
 			env := domain.ParseCommand([]byte(text))
 			if env.CommandID == "" {
-				return nil, fmt.Errorf("%s:%d: %s", name, line, env.Reject.Message)
+				ids = append(ids, idLine{line: line, invalid: env.Reject.Message})
+				continue
 			}
-			ids = append(ids, env.CommandID)
+			ids = append(ids, idLine{id: env.CommandID, line: line})
+		case strings.ContainsAny(text, " \t") || len(text) > 128:
+			ids = append(ids, idLine{line: line, invalid: "neither a command id (at most 128 characters, no spaces) nor a command envelope"})
 		default:
-			ids = append(ids, text)
+			ids = append(ids, idLine{id: text, line: line})
 		}
 	}
 	return ids, sc.Err()

@@ -16,6 +16,7 @@ const (
 	outInvalidLine   = "invalid_line"   // not published: not a command envelope
 	outPublishFailed = "publish_failed" // JetStream did not accept it
 	outMissing       = "missing"        // published, but no outcome arrived in time
+	outNoOutcome     = "no_outcome"     // events republish: no outcome stored for the command id
 )
 
 // row is one line of a report.
@@ -87,7 +88,7 @@ func (t *tracker) observe(ev client.Event) {
 		}
 		r.EventID = ev.ID
 		if ev.Type == domain.TypeCreated {
-			r.Outcome, r.SimID = outCreated, ev.SimID()
+			r.Outcome, r.SimID, r.Status = outCreated, ev.SimID(), 201
 		} else {
 			rej := ev.Rejection()
 			r.Outcome, r.Status, r.Code, r.Reason = outRejected, rej.Status, string(rej.Code), rej.Message
@@ -98,6 +99,25 @@ func (t *tracker) observe(ev client.Event) {
 	case t.progress <- struct{}{}:
 	default:
 	}
+}
+
+// count is how many rows have outcome o.
+func (t *tracker) count(o string) int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	n := 0
+	for _, r := range t.rows {
+		if r.Outcome == o {
+			n++
+		}
+	}
+	return n
+}
+
+func (t *tracker) rowCount() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.rows)
 }
 
 func (t *tracker) pending() int {
