@@ -71,7 +71,7 @@ func (s syncInterval) MarshalText() ([]byte, error) {
 }
 
 func devCmd(ctx context.Context, cfg *devConfig, _ []string, stdout, stderr io.Writer) error {
-	log, err := cli.Logger(cfg.Worker.LogLevel, stderr)
+	log, err := cli.ConsoleLogger(cfg.Worker.LogLevel, stderr)
 	if err != nil {
 		return err
 	}

@@ -28,6 +28,22 @@ func Logger(level string, w io.Writer) (*zap.Logger, error) {
 	return zap.New(core), nil
 }
 
+// ConsoleLogger is Logger for a person at a terminal (simworker dev): one
+// readable line per entry, "15:04:05.000  INFO  worker started  {...}",
+// the fields as JSON at the end.
+func ConsoleLogger(level string, w io.Writer) (*zap.Logger, error) {
+	lvl, err := zapcore.ParseLevel(level)
+	if err != nil {
+		return nil, fmt.Errorf("log level: %q is not one of debug, info, warn, error", level)
+	}
+	enc := zap.NewDevelopmentEncoderConfig()
+	enc.EncodeTime = zapcore.TimeEncoderOfLayout("15:04:05.000")
+	enc.ConsoleSeparator = "  "
+	enc.CallerKey = zapcore.OmitKey
+	core := zapcore.NewCore(zapcore.NewConsoleEncoder(enc), zapcore.Lock(zapcore.AddSync(w)), lvl)
+	return zap.New(core), nil
+}
+
 // NATS is the connection of a command that talks to NATS.
 type NATS struct {
 	URL      string `env:"NATS_URL,required,notEmpty" flag:"nats-url" secret:"url" help:"NATS server URL(s), comma-separated (nats://host:4222, tls://host:4222)"`

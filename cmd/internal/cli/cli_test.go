@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"strings"
@@ -131,5 +132,26 @@ func TestBytes(t *testing.T) {
 		if err := b.UnmarshalText([]byte(bad)); err == nil {
 			t.Errorf("%q was taken as %d", bad, b)
 		}
+	}
+}
+
+// TestConsoleLogger: simworker dev's lines are for reading, not JSON;
+// everywhere else they are JSON.
+func TestConsoleLogger(t *testing.T) {
+	t.Parallel()
+	var console, jsonOut bytes.Buffer
+	c, err := ConsoleLogger("info", &console)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Info("worker started", zap.Int("batch_size", 500))
+	line := console.String()
+	if strings.HasPrefix(line, "{") || !strings.Contains(line, "INFO  worker started") || !strings.Contains(line, `{"batch_size": 500}`) {
+		t.Fatalf("console line: %q", line)
+	}
+	j, _ := Logger("info", &jsonOut)
+	j.Info("worker started")
+	if !strings.HasPrefix(jsonOut.String(), `{"level":"info"`) {
+		t.Fatalf("JSON line: %q", jsonOut.String())
 	}
 }
