@@ -276,3 +276,61 @@ func TestMakeCleanRefusesWhileDevRuns(t *testing.T) {
 		t.Fatalf("make clean left .simworker-dev: %v", err)
 	}
 }
+
+// TestDevReusesPortsAndWritesEnv: a second simworker dev run on the same
+// data directory takes the ports of the first (they are free again), so a
+// NATS_URL exported from the first still works, and each run writes an env
+// file that a shell can source.
+func TestDevReusesPortsAndWritesEnv(t *testing.T) {
+	skipShort(t)
+	dir := t.TempDir()
+	run := func() (env map[string]string) {
+		cmd := exec.Command(binPath, "dev")
+		cmd.Env = append(os.Environ(), "SIM_DEV_DATA_DIR="+dir, "SIM_LOG_LEVEL=warn")
+		stdout, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = cmd.Process.Signal(syscall.SIGTERM); _ = cmd.Wait() }()
+		sourced := make(chan string, 1)
+		go func() {
+			sc := bufio.NewScanner(stdout)
+			for sc.Scan() {
+				if line := strings.TrimSpace(sc.Text()); strings.HasPrefix(line, "In another shell: source ") {
+					sourced <- strings.Fields(strings.TrimPrefix(line, "In another shell: source "))[0]
+				}
+			}
+		}()
+		var file string
+		select {
+		case file = <-sourced:
+		case <-time.After(2 * time.Minute):
+			t.Fatal("simworker dev printed no env file")
+		}
+		out, err := exec.Command("bash", "-c", "source "+file+` && printf '%s\n' "$NATS_URL" "$DATABASE_URL" "$SIM_API_URL" "$SIM_TOKEN_U_ALICE"`).Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		v := strings.Split(strings.TrimSpace(string(out)), "\n")
+		if len(v) != 4 || !strings.HasPrefix(v[0], "nats://127.0.0.1:") || !strings.HasPrefix(v[1], "postgres://") ||
+			!strings.HasPrefix(v[2], "http://127.0.0.1:") || !strings.HasPrefix(v[3], "sim_") {
+			t.Fatalf("the env file gives %q", v)
+		}
+		resp, err := http.Get(v[2] + "/openapi.yaml")
+		if err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("SIM_API_URL from the env file: %v %v", resp, err)
+		}
+		resp.Body.Close()
+		return map[string]string{"nats": v[0], "db": v[1], "api": v[2]}
+	}
+	first := run()
+	second := run()
+	for _, k := range []string{"nats", "db", "api"} {
+		if first[k] != second[k] {
+			t.Errorf("%s changed between runs: %s, then %s", k, first[k], second[k])
+		}
+	}
+}

@@ -82,8 +82,9 @@ func devCmd(ctx context.Context, cfg *devConfig, _ []string, stdout, stderr io.W
 	if err != nil {
 		return err
 	}
+	prev := loadDevPorts(dir)
 	log.Info("starting private PostgreSQL", zap.String("data_dir", filepath.Join(dir, "pg")))
-	pg, err := devstack.StartPostgres(ctx, devstack.PostgresOptions{DataDir: filepath.Join(dir, "pg"), Port: cfg.PGPort, Log: io.Discard})
+	pg, err := devstack.StartPostgres(ctx, devstack.PostgresOptions{DataDir: filepath.Join(dir, "pg"), Port: reuse(cfg.PGPort, prev.PG), Log: io.Discard})
 	if err != nil {
 		return err
 	}
@@ -93,7 +94,7 @@ func devCmd(ctx context.Context, cfg *devConfig, _ []string, stdout, stderr io.W
 		return err
 	}
 
-	ns, err := devstack.StartNATS(devstack.NATSOptions{Port: cfg.NATSPort, StoreDir: filepath.Join(dir, "nats"),
+	ns, err := devstack.StartNATS(devstack.NATSOptions{Port: reuse(cfg.NATSPort, prev.NATS), StoreDir: filepath.Join(dir, "nats"),
 		SyncInterval: cfg.SyncInterval.every, SyncAlways: cfg.SyncInterval.always})
 	if err != nil {
 		return err
@@ -125,7 +126,7 @@ func devCmd(ctx context.Context, cfg *devConfig, _ []string, stdout, stderr io.W
 	if err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(cfg.APIPort))
+	ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(reuse(cfg.APIPort, prev.API)))
 	if err != nil {
 		return fmt.Errorf("SIM_DEV_API_PORT %d: %w", cfg.APIPort, err)
 	}
@@ -133,9 +134,25 @@ func devCmd(ctx context.Context, cfg *devConfig, _ []string, stdout, stderr io.W
 	apiDone := make(chan error, 1)
 	go func() { apiDone <- serveAPI(ctx, log, nc, pool, ln, cfg.API, "off") }()
 
+	httpAddr := cfg.HTTPAddr
+	if httpAddr == "127.0.0.1:0" { // the default: the previous run's port when free
+		httpAddr = "127.0.0.1:" + strconv.Itoa(reuse(0, prev.Ops))
+	}
 	wcfg, scfg := cfg.Worker.configs()
-	err = work(ctx, log, nc, pool, wcfg, scfg, cfg.HTTPAddr, func(opsAddr string) {
-		devBanner(stdout, dir, ns.URL, dbURL, apiURL, opsAddr, tokens)
+	err = work(ctx, log, nc, pool, wcfg, scfg, httpAddr, func(opsAddr string) {
+		if err := (devPorts{NATS: portOf(ns.URL), PG: portOf(dbURL), API: portOf(apiURL), Ops: portOf(opsAddr)}).save(dir); err != nil {
+			log.Warn("could not keep the ports for the next run", zap.Error(err))
+		}
+		opsURL := ""
+		if opsAddr != "" {
+			opsURL = "http://" + opsAddr
+		}
+		envFile, err := writeDevEnv(dir, ns.URL, dbURL, apiURL, opsURL, tokens)
+		if err != nil {
+			log.Warn("could not write the env file", zap.Error(err))
+			envFile = ""
+		}
+		devBanner(stdout, dir, ns.URL, dbURL, apiURL, opsAddr, tokens, envFile)
 	})
 	if aerr := <-apiDone; err == nil {
 		err = aerr
@@ -172,7 +189,7 @@ func devTokens(ctx context.Context, pool *pgxpool.Pool, fx *repo.Fixtures) (map[
 const devTokenName = "simworker dev"
 
 // devBanner says where everything is and how to try it, once the worker runs.
-func devBanner(w io.Writer, dir, natsURL, dbURL, apiURL, opsAddr string, tokens map[string]string) {
+func devBanner(w io.Writer, dir, natsURL, dbURL, apiURL, opsAddr string, tokens map[string]string, envFile string) {
 	ops := "off"
 	if opsAddr != "" {
 		ops = "http://" + opsAddr + " (/healthz, /readyz, /metrics)"
@@ -197,6 +214,9 @@ API tokens of the demo users (made for this run):
 	sort.Strings(users)
 	for _, u := range users {
 		fmt.Fprintf(w, "  %-8s %s\n", u, tokens[u])
+	}
+	if envFile != "" {
+		fmt.Fprintf(w, "\nIn another shell: source %s  (NATS_URL, DATABASE_URL, SIM_API_URL, SIM_OPS_URL, SIM_TOKEN_<USER>;\nthe next run keeps these ports when they are free)\n", envFile)
 	}
 	fmt.Fprintf(w, `
 With the nats CLI:
