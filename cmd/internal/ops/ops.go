@@ -190,6 +190,17 @@ func NewFor(role Role, nc *nats.Conn, js jetstream.JetStream, pool *pgxpool.Pool
 		wait:     prometheus.NewDesc("simworker_db_pool_acquire_seconds_total", "Time spent acquiring connections.", nil, nil),
 	})
 	s := &Server{reg: reg, nc: nc, pool: pool, ready: ready, role: role}
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "simworker_ready",
+		Help: "1 when every /readyz check of this process passes, else 0 (the checks run at each scrape).",
+	}, func() float64 {
+		for _, c := range s.Checks(context.Background()) {
+			if !c.OK {
+				return 0
+			}
+		}
+		return 1
+	}))
 	if role.Worker {
 		s.Metrics = NewMetrics(reg)
 		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
