@@ -4,8 +4,8 @@ import (
 	"context"
 	"fmt"
 	"sync"
-	"time"
 
+	"github.com/google/uuid"
 	"go.uber.org/zap"
 
 	"simworker/domain"
@@ -27,10 +27,12 @@ import (
 // offer (repo.Store does). Without it, suspects are still decided alone.
 type CrashCounter interface {
 	// BeginAttempt marks an attempt at commandID in progress and returns
-	// how many earlier ones crashed.
-	BeginAttempt(ctx context.Context, commandID string) (crashes int, err error)
-	// EndAttempt: the attempt ended, decided (the mark goes) or handed back.
-	EndAttempt(ctx context.Context, commandID string, decided bool) error
+	// how many earlier ones crashed; attempt is the same on every retry of
+	// one attempt's mark, so a retry is never taken for a crash.
+	BeginAttempt(ctx context.Context, commandID, attempt string) (crashes int, err error)
+	// EndAttempt: the attempt ended, decided (the mark goes) or handed back
+	// (its own mark, if it made one, goes).
+	EndAttempt(ctx context.Context, commandID, attempt string, decided bool) error
 }
 
 // crashHook is called with each command before it is decided; test builds
@@ -77,11 +79,17 @@ func (w *Worker) decideSuspect(ctx context.Context, it *item) ([]domain.Outcome,
 	}
 	log := w.log.With(it.logFields()...)
 	var crashes int
+	attempt := uuid.Must(uuid.NewV7()).String()
 	if err := w.retry(ctx, "dependency unavailable: backing off", func() error {
+		actx, cancel := context.WithTimeout(ctx, w.cfg.DecideTimeout)
+		defer cancel()
 		var err error
-		crashes, err = counter.BeginAttempt(ctx, it.env.CommandID)
+		crashes, err = counter.BeginAttempt(actx, it.env.CommandID, attempt)
 		return err
 	}); err != nil {
+		// The mark may have been made and its answer lost: end it, so that
+		// this hand-back is not taken for a crash.
+		w.endAttempt(ctx, counter, it, attempt, false, log)
 		return nil, err
 	}
 	var outs []domain.Outcome
@@ -96,13 +104,29 @@ func (w *Worker) decideSuspect(ctx context.Context, it *item) ([]domain.Outcome,
 		}
 		outs, err = w.decide(ctx, []*item{it})
 	}
-	// Ended, whatever the end: only a crash leaves the mark. A mark left by
-	// an outage of PostgreSQL itself is not seen as a crash by this worker
-	// (it remembers its hand-back), but may be by another.
-	ectx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-	defer cancel()
-	if eerr := counter.EndAttempt(ectx, it.env.CommandID, err == nil); eerr != nil {
-		log.Warn("could not end the attempt's mark", zap.Error(eerr))
-	}
+	// Ended, whatever the end: only a crash may leave the mark. So the mark
+	// goes before the command is handed back, however long PostgreSQL takes
+	// to come back (the heartbeat keeps the message meanwhile); only a stop
+	// of the worker in the middle of that leaves it.
+	w.endAttempt(ctx, counter, it, attempt, err == nil, log)
 	return outs, err
+}
+
+// endAttempt clears the mark of an attempt, retrying through an outage
+// until it is done or the worker stops.
+func (w *Worker) endAttempt(ctx context.Context, counter CrashCounter, it *item, attempt string, decided bool, log *zap.Logger) {
+	b := newBackoff(w.cfg)
+	for {
+		ectx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.cfg.DecideTimeout)
+		err := counter.EndAttempt(ectx, it.env.CommandID, attempt, decided)
+		cancel()
+		if err == nil {
+			return
+		}
+		wait := b.NextBackOff()
+		log.Warn("could not end the attempt's mark: retrying", zap.Duration("retry_in", wait), zap.Error(err))
+		if !w.sleep(ctx, wait) {
+			return
+		}
+	}
 }

@@ -3,6 +3,7 @@ package repo_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -173,24 +174,35 @@ func TestCrashedAttempts(t *testing.T) {
 	ctx := context.Background()
 	pool, _ := repotest.NewDB(t)
 	s := repo.NewStore(pool, "")
+	n := 0
 	step := func(want int) {
 		t.Helper()
-		if got, err := s.BeginAttempt(ctx, "c-1"); err != nil || got != want {
+		n++
+		if got, err := s.BeginAttempt(ctx, "c-1", fmt.Sprintf("attempt-%d", n)); err != nil || got != want {
 			t.Fatalf("BeginAttempt: %d crashes (%v), want %d", got, err, want)
 		}
 	}
-	step(0)                                                 // first attempt
-	step(1)                                                 // the first never ended: a crash
-	step(2)                                                 // and again
-	if err := s.EndAttempt(ctx, "c-1", false); err != nil { // handed back
+	step(0) // first attempt
+	step(1) // the first never ended: a crash
+	if got, err := s.BeginAttempt(ctx, "c-1", fmt.Sprintf("attempt-%d", n)); err != nil || got != 1 {
+		t.Fatalf("the same attempt marked again (its first answer lost): %d crashes (%v), want still 1", got, err)
+	}
+	step(2) // and a crash again
+	// Another attempt's end leaves the mark (and its crash) alone; its own
+	// end, handed back, clears it.
+	if err := s.EndAttempt(ctx, "c-1", "attempt-other", false); err != nil {
 		t.Fatal(err)
 	}
-	step(2) // a hand-back is no crash, and the count stays
-	if err := s.EndAttempt(ctx, "c-1", true); err != nil {
+	step(3)
+	if err := s.EndAttempt(ctx, "c-1", fmt.Sprintf("attempt-%d", n), false); err != nil {
+		t.Fatal(err)
+	}
+	step(3) // a hand-back is no crash, and the count stays
+	if err := s.EndAttempt(ctx, "c-1", "any", true); err != nil {
 		t.Fatal(err)
 	}
 	step(0) // decided: the mark went
-	if got, err := s.BeginAttempt(ctx, "c-2"); err != nil || got != 0 {
+	if got, err := s.BeginAttempt(ctx, "c-2", "attempt-x"); err != nil || got != 0 {
 		t.Fatalf("another command: %d %v", got, err)
 	}
 }

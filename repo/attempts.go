@@ -2,27 +2,32 @@ package repo
 
 import "context"
 
-// BeginAttempt marks an attempt at deciding commandID in progress, durably
-// (its own transaction, committed before the attempt), and returns how
-// many earlier attempts crashed: an attempt still marked in progress when
-// the next begins never ended, so the process died during it.
-func (s *Store) BeginAttempt(ctx context.Context, commandID string) (crashes int, err error) {
+// BeginAttempt marks attempt (an id of the caller's, the same on each retry
+// of this call) at deciding commandID in progress, durably (its own
+// transaction, committed before the attempt), and returns how many earlier
+// attempts crashed: another attempt still marked in progress when this one
+// begins never ended, so the process died during it.
+func (s *Store) BeginAttempt(ctx context.Context, commandID, attempt string) (crashes int, err error) {
 	err = s.pool.QueryRow(ctx, `
-		INSERT INTO command_attempts AS a (command_id) VALUES ($1)
+		INSERT INTO command_attempts AS a (command_id, attempt) VALUES ($1, $2)
 		ON CONFLICT (command_id) DO UPDATE
-		SET crashes = a.crashes + a.in_progress::int, in_progress = true, updated_at = now()
-		RETURNING crashes`, commandID).Scan(&crashes)
+		SET crashes = a.crashes + (a.in_progress AND a.attempt <> $2)::int, in_progress = true, attempt = $2, updated_at = now()
+		RETURNING crashes`, commandID, attempt).Scan(&crashes)
 	return crashes, translate(err)
 }
 
-// EndAttempt records that the attempt at commandID ended without a crash.
-// Decided (its outcome stored, the 500 of a dead letter included), its row
-// goes; handed back (an outage, a shutdown), the crashes counted so far stay.
-func (s *Store) EndAttempt(ctx context.Context, commandID string, decided bool) error {
-	sql := `UPDATE command_attempts SET in_progress = false, updated_at = now() WHERE command_id = $1`
+// EndAttempt records that attempt at commandID ended without a crash.
+// Decided (its outcome stored, the 500 of a dead letter included), the row
+// goes; handed back (an outage, a shutdown), its mark goes and the crashes
+// counted so far stay. Only this attempt's own mark is ended: one it never
+// managed to make leaves an earlier, crashed attempt's mark alone.
+func (s *Store) EndAttempt(ctx context.Context, commandID, attempt string, decided bool) error {
+	var err error
 	if decided {
-		sql = `DELETE FROM command_attempts WHERE command_id = $1`
+		_, err = s.pool.Exec(ctx, `DELETE FROM command_attempts WHERE command_id = $1`, commandID)
+	} else {
+		_, err = s.pool.Exec(ctx, `UPDATE command_attempts SET in_progress = false, updated_at = now()
+			WHERE command_id = $1 AND attempt = $2`, commandID, attempt)
 	}
-	_, err := s.pool.Exec(ctx, sql, commandID)
 	return translate(err)
 }
