@@ -16,12 +16,19 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
 	"simworker/client"
 	"simworker/domain"
 	"simworker/repo"
 )
+
+// tracerName names the API's spans' instrumentation scope.
+const tracerName = "simworker/api"
 
 // MaxBodyBytes bounds a POST /v1/sims body (check c): the command around it
 // stays within what the worker decodes (domain.MaxBodyBytes).
@@ -30,6 +37,13 @@ const MaxBodyBytes = 61440
 // createSim is POST /v1/sims: checks c to g, then the command and its
 // outcome. Checks a and b (token, rate) are the middleware's.
 func (s *Server) createSim(w http.ResponseWriter, r *http.Request) {
+	// The request's span, the child of the caller's trace if it sent a
+	// traceparent; the command carries it on to the worker.
+	ctx, span := otel.GetTracerProvider().Tracer(tracerName).Start(
+		client.TraceContext.Extract(r.Context(), propagation.HeaderCarrier(r.Header)), "POST /v1/sims",
+		trace.WithSpanKind(trace.SpanKindServer))
+	defer span.End()
+	r = r.WithContext(ctx)
 	user := callerOf(r.Context()).userID
 	body, e := readSimBody(r)
 	if e != nil {
@@ -54,6 +68,7 @@ func (s *Server) createSim(w http.ResponseWriter, r *http.Request) {
 			"this key was used with another body: use a new key for a new request"))
 		return
 	}
+	span.SetAttributes(attribute.String("simworker.command_id", cmd.CommandID), attribute.String("simworker.user", user))
 	log := s.log.With(zap.String("command_id", cmd.CommandID), zap.String("user", user))
 	if !created { // the key's command: its outcome, if decided before this request came
 		ctx, cancel := withDB(r.Context())
@@ -152,7 +167,9 @@ func (s *Server) answer(w http.ResponseWriter, commandID string, ev client.Event
 func (s *Server) publish(ctx context.Context, envelope []byte, commandID string) error {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.PublishAck)
 	defer cancel()
-	_, err := s.js.PublishMsg(ctx, client.CommandMsg(envelope, commandID), jetstream.WithExpectStream(client.CommandsStream))
+	msg := client.CommandMsg(envelope, commandID)
+	client.TraceContext.Inject(ctx, client.HeaderCarrier(msg.Header))
+	_, err := s.js.PublishMsg(ctx, msg, jetstream.WithExpectStream(client.CommandsStream))
 	return err
 }
 

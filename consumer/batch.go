@@ -43,6 +43,8 @@ func (it *item) logFields() []zap.Field {
 func (w *Worker) process(ctx context.Context, batch []jetstream.Msg) {
 	start := time.Now()
 	items, todo := w.prepare(batch)
+	ctx, endSpans := w.traceBatch(ctx, items)
+	defer endSpans()
 
 	stopBeat := w.heartbeat(items)
 	defer stopBeat()

@@ -58,6 +58,9 @@ type Envelope struct {
 	CommandID string
 	Command   Command
 	Reject    *Error
+	// TraceParent, set by the transport, goes into the outcome event as its
+	// traceparent attribute (W3C Trace Context); empty for none.
+	TraceParent string
 }
 
 // ParseCommand decodes a command body and runs the checks that need no

@@ -157,7 +157,28 @@ func appendEventHead(b []byte, ev CloudEvent) []byte {
 	b = appendString(b, ev.DataContentType)
 	b = append(b, `,"commandid":`...)
 	b = appendString(b, ev.CommandID)
+	if ev.TraceParent != "" {
+		b = append(b, `,"traceparent":`...)
+		b = appendString(b, ev.TraceParent)
+	}
 	return append(b, `,"data":`...)
+}
+
+// WithTraceParent returns o with its event's traceparent attribute set to
+// tp (W3C Trace Context), between commandid and data, as the encoder puts
+// it; o unchanged when tp is empty or o's event already has one.
+func (o Outcome) WithTraceParent(tp string) Outcome {
+	const data = `,"data":`
+	i := bytes.Index(o.Event, []byte(data)) // attributes before data are this encoder's: the first is the key
+	if tp == "" || i < 0 || bytes.Contains(o.Event[:i], []byte(`,"traceparent":`)) {
+		return o
+	}
+	ev := make([]byte, 0, len(o.Event)+len(tp)+20)
+	ev = append(ev, o.Event[:i]...)
+	ev = append(ev, `,"traceparent":`...)
+	ev = appendString(ev, tp)
+	o.Event = append(ev, o.Event[i:]...)
+	return o
 }
 
 // EventCommandID is the commandid attribute of an event; "" when it has none

@@ -93,3 +93,37 @@ func TestEventCommandID(t *testing.T) {
 		}
 	}
 }
+
+// TestWithTraceParent: the traceparent attribute goes where encoding/json
+// puts the field, once, and leaves everything else byte for byte.
+func TestWithTraceParent(t *testing.T) {
+	t.Parallel()
+	at := time.Unix(1700000000, 0).UTC()
+	sim := Sim{ID: "s", CompanyID: "co", DeviceID: "d", ICCID: "8944500102198304826", Status: "active",
+		SimMetadata: json.RawMessage(`{"data":"x"}`), CreatedAt: at, UpdatedAt: at}
+	const tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	created, err := NewCreated("src", "e-1", "c-1", sim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	traced := created.WithTraceParent(tp)
+	want := compactMarshal(t, CloudEvent{SpecVersion: SpecVersion, ID: "e-1", Source: "src", Type: TypeCreated, Subject: "s",
+		Time: FormatTime(at), DataContentType: ContentTypeJSON, CommandID: "c-1", TraceParent: tp, Data: encodeSim(nil, sim)})
+	if !bytes.Equal(traced.Event, want) {
+		t.Fatalf("traced:\n got %s\nwant %s", traced.Event, want)
+	}
+	if again := traced.WithTraceParent("00-other"); !bytes.Equal(again.Event, traced.Event) {
+		t.Fatalf("a second traceparent was added: %s", again.Event)
+	}
+	if untraced := created.WithTraceParent(""); !bytes.Equal(untraced.Event, created.Event) {
+		t.Fatal("an empty traceparent changed the event")
+	}
+	if got := EventCommandID(traced.Event); got != "c-1" {
+		t.Fatalf("EventCommandID of a traced event: %q", got)
+	}
+	rej := NewRejected("src", "e-2", "c-2", at, &Error{Code: CodeNotFound, Message: "no"}).WithTraceParent(tp)
+	var ev CloudEvent
+	if err := json.Unmarshal(rej.Event, &ev); err != nil || ev.TraceParent != tp || ev.CommandID != "c-2" {
+		t.Fatalf("traced rejection: %v %+v", err, ev)
+	}
+}

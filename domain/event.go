@@ -63,15 +63,19 @@ func NewRejection(commandID string, e *Error) Rejection {
 // CloudEvent is a CloudEvents 1.0 event in structured JSON mode, with the
 // commandid extension attribute.
 type CloudEvent struct {
-	SpecVersion     string          `json:"specversion"`
-	ID              string          `json:"id"`
-	Source          string          `json:"source"`
-	Type            string          `json:"type"`
-	Subject         string          `json:"subject,omitempty"`
-	Time            string          `json:"time"`
-	DataContentType string          `json:"datacontenttype"`
-	CommandID       string          `json:"commandid"`
-	Data            json.RawMessage `json:"data"`
+	SpecVersion     string `json:"specversion"`
+	ID              string `json:"id"`
+	Source          string `json:"source"`
+	Type            string `json:"type"`
+	Subject         string `json:"subject,omitempty"`
+	Time            string `json:"time"`
+	DataContentType string `json:"datacontenttype"`
+	CommandID       string `json:"commandid"`
+	// TraceParent is the CloudEvents distributed tracing extension: the W3C
+	// traceparent of the worker's span that decided the command (absent
+	// when the command carried no trace and the worker records none).
+	TraceParent string          `json:"traceparent,omitempty"`
+	Data        json.RawMessage `json:"data"`
 }
 
 // Outcome is the one result of a command: the event to publish (stored

@@ -84,6 +84,15 @@ func (s *Store) decideBatch(ctx context.Context, tx pgx.Tx, envs []domain.Envelo
 		return nil, err
 	}
 	decided := b.Settle(inserted)
+	var traces map[string]string // command id: traceparent, for the events
+	for _, e := range envs {
+		if e.TraceParent != "" {
+			if traces == nil {
+				traces = map[string]string{}
+			}
+			traces[e.CommandID] = e.TraceParent
+		}
+	}
 	fresh := make([]domain.Outcome, len(decided))
 	for k, d := range decided {
 		if d.Reject != nil {
@@ -91,6 +100,7 @@ func (s *Store) decideBatch(ctx context.Context, tx pgx.Tx, envs []domain.Envelo
 		} else if fresh[k], err = domain.NewCreated(s.source, newID(), d.CommandID, *d.Sim); err != nil {
 			return nil, err
 		}
+		fresh[k] = fresh[k].WithTraceParent(traces[d.CommandID])
 	}
 	if err := insertOutcomes(ctx, tx, fresh); err != nil {
 		return nil, err

@@ -62,6 +62,14 @@ func apiCmd(ctx context.Context, cfg *apiConfig, _ []string, _, stderr io.Writer
 	}
 	defer func() { _ = log.Sync() }()
 	log.Info("settings", cli.Fields(cfg)...)
+	stopTracing, tracing, err := cli.Tracing(ctx, "simworker-api")
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
+	if tracing {
+		log.Info("tracing: exporting spans over OTLP (OTEL_* variables)")
+	}
 	stopProfile, err := cli.CPUProfile()
 	if err != nil {
 		return err

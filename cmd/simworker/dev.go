@@ -77,6 +77,14 @@ func devCmd(ctx context.Context, cfg *devConfig, _ []string, stdout, stderr io.W
 	}
 	defer func() { _ = log.Sync() }()
 	log.Info("settings", cli.Fields(cfg)...)
+	stopTracing, tracing, err := cli.Tracing(ctx, "simworker-dev")
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
+	if tracing {
+		log.Info("tracing: exporting spans over OTLP (OTEL_* variables)")
+	}
 
 	dir, err := filepath.Abs(cfg.DataDir)
 	if err != nil {

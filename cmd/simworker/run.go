@@ -116,6 +116,14 @@ func runCmd(ctx context.Context, cfg *runConfig, _ []string, _, stderr io.Writer
 	}
 	defer func() { _ = log.Sync() }()
 	log.Info("settings", cli.Fields(cfg)...)
+	stopTracing, tracing, err := cli.Tracing(ctx, "simworker")
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
+	if tracing {
+		log.Info("tracing: exporting spans over OTLP (OTEL_* variables)")
+	}
 
 	stopProfile, err := cli.CPUProfile()
 	if err != nil {

@@ -4,12 +4,17 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/trace/noop"
 	"go.uber.org/zap"
 
 	"simworker/internal/devstack"
@@ -153,5 +158,51 @@ func TestConsoleLogger(t *testing.T) {
 	j.Info("worker started")
 	if !strings.HasPrefix(jsonOut.String(), `{"level":"info"`) {
 		t.Fatalf("JSON line: %q", jsonOut.String())
+	}
+}
+
+// TestTracingFollowsOTELVariables: no OTEL_* variable, no exporter (spans
+// are not recorded); OTEL_EXPORTER_OTLP_ENDPOINT set, spans go there over
+// OTLP/HTTP, with OTEL_SERVICE_NAME; OTEL_TRACES_EXPORTER=none wins.
+func TestTracingFollowsOTELVariables(t *testing.T) {
+	for _, k := range []string{"OTEL_TRACES_EXPORTER", "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"} {
+		t.Setenv(k, "")
+	}
+	stop, on, err := Tracing(context.Background(), "simworker-test")
+	if err != nil || on {
+		t.Fatalf("without OTEL_* variables: on %v, %v", on, err)
+	}
+	stop()
+
+	var got atomic.Int64
+	var body atomic.Value
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/v1/traces" {
+			b, _ := io.ReadAll(r.Body)
+			body.Store(b)
+			got.Add(1)
+		}
+	}))
+	defer srv.Close()
+	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", srv.URL)
+	t.Setenv("OTEL_SERVICE_NAME", "worker-under-test")
+	stop, on, err = Tracing(context.Background(), "simworker-test")
+	if err != nil || !on {
+		t.Fatalf("with OTEL_EXPORTER_OTLP_ENDPOINT: on %v, %v", on, err)
+	}
+	_, span := otel.Tracer("test").Start(context.Background(), "a span")
+	span.End()
+	stop() // flushes
+	otel.SetTracerProvider(noop.NewTracerProvider())
+	if got.Load() == 0 {
+		t.Fatal("no spans reached the OTLP endpoint")
+	}
+	if b, _ := body.Load().([]byte); !bytes.Contains(b, []byte("worker-under-test")) || !bytes.Contains(b, []byte("a span")) {
+		t.Fatalf("the export lacks the service name or the span: %q", b)
+	}
+
+	t.Setenv("OTEL_TRACES_EXPORTER", "none")
+	if _, on, _ := Tracing(context.Background(), "simworker-test"); on {
+		t.Fatal("OTEL_TRACES_EXPORTER=none exported anyway")
 	}
 }
