@@ -28,8 +28,8 @@ Usage:
                                         re-run a range of SIM_COMMANDS through the worker
   simctl events republish --since DURATION|TIME | --commands FILE
                                         re-emit stored outcomes with their original event ids
-  simctl tail [--json] [--type created|rejected] [--command ID]
-                                        follow the outcome events
+  simctl tail [--json] [--type created|rejected] [--command ID] [--since D|TIME | --all] [--count N]
+                                        follow the outcome events (new ones, unless --since or --all)
   simctl tokens create --user USER_ID [--name TEXT] [--expires DURATION]
                                         print a new API token for simworker api (needs DATABASE_URL)
   simctl tokens list [--user USER_ID]   the API tokens, without their secret
@@ -70,7 +70,7 @@ func commands() []cli.Command {
 		cli.NewCommand("simctl publish", "simctl publish [--wait] FILE.ndjson|-: publish one command envelope per line, Nats-Msg-Id = command_id.", publishCmd),
 		cli.NewCommand("simctl replay", "simctl replay --from-seq N [--to-seq M] | --since DURATION|TIME [--wait]: re-run a range of SIM_COMMANDS through the worker.", replayCmd),
 		cli.NewCommand("simctl events republish", "simctl events republish --since DURATION|TIME | --commands FILE: re-emit stored outcomes with their original event ids.", republishCmd),
-		cli.NewCommand("simctl tail", "simctl tail [--json] [--type created|rejected] [--command ID] [--since D|TIME]: follow sim.created / sim.rejected events.", tailCmd),
+		cli.NewCommand("simctl tail", "simctl tail [--json] [--type created|rejected] [--command ID] [--since D|TIME | --all] [--count N]: follow sim.created / sim.rejected events (new ones, unless --since or --all reads back first).", tailCmd),
 		cli.NewCommand("simctl tokens create", "simctl tokens create --user USER_ID [--name TEXT] [--expires DURATION]: print a new API token (only its hash is stored).", tokensCreate),
 		cli.NewCommand("simctl tokens list", "simctl tokens list [--user USER_ID]: the API tokens, without their secret.", tokensList),
 		cli.NewCommand("simctl tokens revoke", "simctl tokens revoke TOKEN|ID: revoke an API token; every API process refuses it within 5 s.", tokensRevoke),

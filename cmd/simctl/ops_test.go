@@ -284,15 +284,16 @@ func TestEventsRepublish(t *testing.T) {
 	}
 
 	// By command id, with one unknown.
-	ids := writeFile(t, "c-2", cmdNoAut, "c-unknown", "this line is not a command envelope")
+	ids := writeFile(t, "c-2", cmdNoAut, "c-unknown", "this line is not a command envelope", "c-2")
 	out, errOut, err = simctl(t, "events", "republish", "--commands", ids)
 	if !errors.Is(err, errIncomplete) || !strings.Contains(err.Error(), "1 not a command envelope (invalid_line)") ||
 		!strings.Contains(err.Error(), "1 without a stored outcome (no_outcome") {
 		t.Fatalf("an unknown id and a line that is none: %v", err)
 	}
 	rows := readCSV(t, out)
-	if len(rows) != 4 || rows[2]["outcome"] != "no_outcome" || rows[2]["command_id"] != "c-unknown" ||
+	if len(rows) != 5 || rows[2]["outcome"] != "no_outcome" || rows[2]["command_id"] != "c-unknown" ||
 		rows[3]["outcome"] != "invalid_line" || rows[3]["command_id"] != "" ||
+		rows[4]["command_id"] != "c-2" || rows[4]["event_id"] != rows[0]["event_id"] || !strings.Contains(errOut, "repeated 1") ||
 		rows[0]["outcome"] != "rejected" || rows[0]["code"] != "invalid_argument" || rows[0]["status"] != "400" || rows[0]["n"] != "1" ||
 		rows[0]["reason"] == "" || rows[0]["reason"] == "republished" {
 		t.Fatalf("by command id:\n%s", out)
@@ -415,7 +416,7 @@ func TestPublishWithoutWait(t *testing.T) {
 	newWorld(t)
 	file := writeFile(t, cmdOK, "this is not an envelope", cmdBad)
 	_, errOut, err := simctl(t, "publish", file)
-	if !errors.Is(err, errIncomplete) || !strings.Contains(err.Error(), "1 not a command envelope (invalid_line)") {
+	if !errors.Is(err, errUnpublished) || !strings.Contains(err.Error(), "1 not a command envelope (invalid_line)") {
 		t.Fatalf("err = %v", err)
 	}
 	if !strings.Contains(errOut, "published 2 of 3 lines, 1 not a command envelope (invalid_line); run with --wait for their outcomes") ||

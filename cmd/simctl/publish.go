@@ -22,6 +22,10 @@ import (
 // outcome (invalid lines, publish failures, missing outcomes).
 var errIncomplete = errors.New("not every line got an outcome")
 
+// errUnpublished makes simctl exit 1 after a run without --wait that left
+// lines unpublished.
+var errUnpublished = errors.New("not every line was published")
+
 // waitConfig are the settings shared by publish and replay.
 type waitConfig struct {
 	Report      string        `env:"SIMCTL_REPORT" envDefault:"-" flag:"report" help:"with --wait: where the report goes ('-' is standard output)"`
@@ -82,7 +86,7 @@ func (w *waitConfig) run(ctx context.Context, js jetstream.JetStream, stdout, st
 	if !w.Wait {
 		fmt.Fprintln(stderr, t.published())
 		if _, incomplete := t.summary(); incomplete != "" {
-			return fmt.Errorf("%w: %s", errIncomplete, incomplete)
+			return fmt.Errorf("%w: %s", errUnpublished, incomplete)
 		}
 		return nil
 	}

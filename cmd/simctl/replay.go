@@ -82,7 +82,11 @@ func replayCmd(ctx context.Context, cfg *replayConfig, _ []string, stdout, stder
 		return err
 	}
 	fmt.Fprintf(stderr, "replay %s: SIM_COMMANDS up to sequence %d\n", runID, last)
-	return cfg.Wait.run(ctx, js, stdout, stderr, "seq", "replayed", -1, func(t *tracker, pub *publisher) error {
+	what := "replayed"
+	if cfg.DryRun {
+		what = "listed (dry run)"
+	}
+	return cfg.Wait.run(ctx, js, stdout, stderr, "seq", what, -1, func(t *tracker, pub *publisher) error {
 		for {
 			msgs, err := oc.Fetch(500, jetstream.FetchMaxWait(2*time.Second))
 			if err != nil {
@@ -104,6 +108,10 @@ func replayCmd(ctx context.Context, cfg *replayConfig, _ []string, stdout, stder
 				if cfg.DryRun {
 					r.Outcome = "would_replay"
 					t.add(r, "")
+					pub.prog.add(1)
+					if seq == last {
+						return nil
+					}
 					continue
 				}
 				t.add(r, client.PositionEventID(meta.Stream, seq))

@@ -68,10 +68,9 @@ func republishCmd(ctx context.Context, cfg *republishConfig, _ []string, stdout,
 	t := newTracker()
 	prog := newProgress(stderr, -1, "republished")
 	pub := newPublisher(js, t, 1000, prog)
-	found := map[string]bool{}
+	found := map[string]*row{}
 	count := int64(0)
 	err = repo.StoredOutcomes(ctx, pool, from, ids, func(o domain.Outcome) error {
-		found[o.CommandID] = true
 		count++
 		r := &row{Ref: count, CommandID: o.CommandID, EventID: o.EventID, Outcome: outCreated, SimID: o.SimID, Status: o.Status,
 			Code: string(o.Code)}
@@ -81,6 +80,7 @@ func republishCmd(ctx context.Context, cfg *republishConfig, _ []string, stdout,
 				r.Reason = ev.Rejection().Message
 			}
 		}
+		found[o.CommandID] = r
 		t.add(r, "")
 		pub.publishOutcome(ctx, r, o)
 		return ctx.Err()
@@ -90,15 +90,22 @@ func republishCmd(ctx context.Context, cfg *republishConfig, _ []string, stdout,
 	if err != nil {
 		return err
 	}
+	seen := map[string]bool{}
 	for _, l := range lines {
-		switch {
+		switch r := found[l.id]; {
 		case l.invalid != "":
 			count++
 			t.add(&row{Ref: count, Outcome: outInvalidLine, Reason: fmt.Sprintf("line %d: %s", l.line, l.invalid)}, "")
-		case !found[l.id]:
+		case r == nil:
 			count++
 			t.add(&row{Ref: count, CommandID: l.id, Outcome: outNoOutcome, Reason: "no stored outcome for this command id"}, "")
+		case seen[l.id]: // given again: the same outcome, counted as repeated (it was published once)
+			count++
+			again := *r
+			again.Ref = count
+			t.add(&again, "")
 		}
+		seen[l.id] = true
 	}
 	if err := t.writeReport(stdout, "csv", "n"); err != nil {
 		return err

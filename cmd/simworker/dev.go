@@ -251,7 +251,8 @@ func natsHint() string {
 	if _, err := exec.LookPath("nats"); err == nil || goBinNats() != "" {
 		return ""
 	}
-	return "\nThe nats CLI is not installed: go install github.com/nats-io/natscli/nats@v0.5.0\n"
+	return "\nThe nats CLI is not installed yet: make run installs it in the background (a minute or two; then it is\n" +
+		"$(go env GOPATH)/bin/nats); by hand: go install github.com/nats-io/natscli/nats@v0.5.0\n"
 }
 
 func goBinNats() string {
