@@ -56,25 +56,12 @@ type apiConfig struct {
 func (a *apiConfig) Validate(c *cli.Check) { c.OneOf(&a.LogLevel, "debug", "info", "warn", "error") }
 
 func apiCmd(ctx context.Context, cfg *apiConfig, _ []string, _, stderr io.Writer) error {
-	log, err := cli.Logger(cfg.LogLevel, stderr)
+	st, err := start(ctx, cfg, cfg.LogLevel, "simworker-api", false, stderr)
 	if err != nil {
 		return err
 	}
-	defer func() { _ = log.Sync() }()
-	log.Info("settings", cli.Fields(cfg)...)
-	stopTracing, tracing, err := cli.Tracing(ctx, "simworker-api")
-	if err != nil {
-		return err
-	}
-	defer stopTracing()
-	if tracing {
-		log.Info("tracing: exporting spans over OTLP (OTEL_* variables)")
-	}
-	stopProfile, err := cli.CPUProfile()
-	if err != nil {
-		return err
-	}
-	defer stopProfile()
+	defer st.stop()
+	log := st.log
 	pool, err := repo.OpenPool(ctx, cfg.Database.URL, apiPoolConns)
 	if err != nil {
 		return err

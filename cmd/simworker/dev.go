@@ -71,20 +71,12 @@ func (s syncInterval) MarshalText() ([]byte, error) {
 }
 
 func devCmd(ctx context.Context, cfg *devConfig, _ []string, stdout, stderr io.Writer) error {
-	log, err := cli.ConsoleLogger(cfg.Worker.LogLevel, stderr)
+	st, err := start(ctx, cfg, cfg.Worker.LogLevel, "simworker-dev", true, stderr)
 	if err != nil {
 		return err
 	}
-	defer func() { _ = log.Sync() }()
-	log.Info("settings", cli.Fields(cfg)...)
-	stopTracing, tracing, err := cli.Tracing(ctx, "simworker-dev")
-	if err != nil {
-		return err
-	}
-	defer stopTracing()
-	if tracing {
-		log.Info("tracing: exporting spans over OTLP (OTEL_* variables)")
-	}
+	defer st.stop()
+	log := st.log
 
 	dir, err := filepath.Abs(cfg.DataDir)
 	if err != nil {

@@ -110,26 +110,12 @@ type runConfig struct {
 }
 
 func runCmd(ctx context.Context, cfg *runConfig, _ []string, _, stderr io.Writer) error {
-	log, err := cli.Logger(cfg.Worker.LogLevel, stderr)
+	st, err := start(ctx, cfg, cfg.Worker.LogLevel, "simworker", false, stderr)
 	if err != nil {
 		return err
 	}
-	defer func() { _ = log.Sync() }()
-	log.Info("settings", cli.Fields(cfg)...)
-	stopTracing, tracing, err := cli.Tracing(ctx, "simworker")
-	if err != nil {
-		return err
-	}
-	defer stopTracing()
-	if tracing {
-		log.Info("tracing: exporting spans over OTLP (OTEL_* variables)")
-	}
-
-	stopProfile, err := cli.CPUProfile()
-	if err != nil {
-		return err
-	}
-	defer stopProfile()
+	defer st.stop()
+	log := st.log
 	pool, err := repo.Open(ctx, cfg.Database.URL)
 	if err != nil {
 		return err
