@@ -82,6 +82,14 @@ func newDatabase(t *testing.T, name string) (string, *pgxpool.Pool) {
 	if _, err := conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{db}.Sanitize()); err != nil {
 		t.Fatal(err)
 	}
+	return openDatabase(t, db)
+}
+
+// openDatabase opens database db of the suite's cluster, migrated; the
+// pool closes in cleanup.
+func openDatabase(t *testing.T, db string) (string, *pgxpool.Pool) {
+	t.Helper()
+	ctx := context.Background()
 	u, _ := url.Parse(pg.URL)
 	u.Path = "/" + db
 	pool, err := repo.Open(ctx, u.String())

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -142,7 +141,7 @@ func TestJetStreamStorageFull(t *testing.T) {
 	}
 	b := validCommands("js", 300)
 	w.publish(b)
-	filler, err := w.js.CreateStream(ctx, jetstream.StreamConfig{Name: "FILLER", Subjects: []string{"filler.>"}, Storage: jetstream.FileStorage})
+	_, err = w.js.CreateStream(ctx, jetstream.StreamConfig{Name: "FILLER", Subjects: []string{"filler.>"}, Storage: jetstream.FileStorage})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,7 +154,6 @@ func TestJetStreamStorageFull(t *testing.T) {
 		t.Fatal("JetStream took 100 MiB into 24 MiB of storage")
 	}
 	t.Logf("JetStream full: %v", full)
-	_ = filler
 
 	opsPort, _ := devstack.FreePort()
 	apiPort, _ := devstack.FreePort()
@@ -224,17 +222,8 @@ func TestPostgresDiskFull(t *testing.T) {
 		_, _ = c.Exec(ctx, "DROP DATABASE IF EXISTS "+db+" WITH (FORCE)")
 		_, _ = c.Exec(ctx, "DROP TABLESPACE IF EXISTS "+space)
 	})
-	u, _ := url.Parse(pg.URL)
-	u.Path = "/" + db
-	pool, err := repo.Open(ctx, u.String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	if err := repo.Migrate(ctx, pool); err != nil {
-		t.Fatal(err)
-	}
-	w := &world{t: t, name: "postgres_disk_full", dbURL: u.String(), pool: pool}
+	dbURL, pool := openDatabase(t, db)
+	w := &world{t: t, name: "postgres_disk_full", dbURL: dbURL, pool: pool}
 	repoLoad(t, w)
 	node, err := devstack.StartNATS(devstack.NATSOptions{StoreDir: t.TempDir()})
 	if err != nil {
@@ -270,11 +259,11 @@ func TestPostgresDiskFull(t *testing.T) {
 	w.publish(b)
 	opsPort, _ := devstack.FreePort()
 	sw := &storageWorld{world: w, ops: "127.0.0.1:" + itoa(opsPort)}
-	w.workers = append(w.workers, startProc(t, "NATS_URL="+node.URL, "DATABASE_URL="+u.String(), "SIM_LOG_LEVEL=warn",
+	w.workers = append(w.workers, startProc(t, "NATS_URL="+node.URL, "DATABASE_URL="+dbURL, "SIM_LOG_LEVEL=warn",
 		"SIM_ACK_WAIT=2s", "SIM_MAX_BACKOFF=500ms", "SIM_RETRY_WINDOW=2s", "SIM_BATCH_SIZE=50", "SIM_HTTP_ADDR="+sw.ops))
 	t.Logf("while full: %s", waitBackingOff(t, sw.ops, "No space left on device"))
 	apiPort, _ := devstack.FreePort()
-	startProcCmd(t, "api", "NATS_URL="+node.URL, "DATABASE_URL="+u.String(), "SIM_LOG_LEVEL=warn",
+	startProcCmd(t, "api", "NATS_URL="+node.URL, "DATABASE_URL="+dbURL, "SIM_LOG_LEVEL=warn",
 		"SIM_API_ADDR=127.0.0.1:"+itoa(apiPort), "SIM_HTTP_ADDR=off")
 	api503(t, tok, apiPort)
 	if err := os.Remove(fill); err != nil {
