@@ -10,22 +10,19 @@ import (
 
 // Limits of the contract.
 const (
-	MaxCommandIDLen        = 128
-	MinICCIDLen            = 18
-	MaxICCIDLen            = 22
-	MaxMSISDNLen           = 20
-	MaxStatusLen           = 30
-	MaxPlanLen             = 255
-	MaxMetadataKeys        = 50
-	MaxMetadataDepth       = 16   // nesting levels of objects and arrays, the top object being 1
-	MaxMetadataTotalKeys   = 1000 // object keys at every level together
-	MaxBodyBytes           = 65536
-	DefaultStatus          = "inactive"
-	PermissionCreateSIM    = "sims:create"
-	PermissionReadSIM      = "sims:read"
-	maxNumericIntDigits    = 131072 // PostgreSQL numeric: digits before the point
-	maxNumericScaleDigits  = 16383  // PostgreSQL numeric: digits after the point
-	maxMetadataExponentLen = 9
+	MaxCommandIDLen      = 128
+	MinICCIDLen          = 18
+	MaxICCIDLen          = 22
+	MaxMSISDNLen         = 20
+	MaxStatusLen         = 30
+	MaxPlanLen           = 255
+	MaxMetadataKeys      = 50
+	MaxMetadataDepth     = 16   // nesting levels of objects and arrays, the top object being 1
+	MaxMetadataTotalKeys = 1000 // object keys at every level together
+	MaxBodyBytes         = 65536
+	DefaultStatus        = "inactive"
+	PermissionCreateSIM  = "sims:create"
+	PermissionReadSIM    = "sims:read"
 )
 
 // SimInput is the `sim` object of a Create-SIM command after validation.

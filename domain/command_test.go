@@ -93,9 +93,8 @@ func TestSimInputRules(t *testing.T) {
 		{"metadata NUL in value", map[string]any{"sim_metadata": raw(`{"a":"x\u0000"}`)}, []string{"sim_metadata"}},
 		{"metadata NUL in key", map[string]any{"sim_metadata": raw(`{"a\u0000":1}`)}, []string{"sim_metadata"}},
 		{"metadata escaped backslash u0000 is fine", map[string]any{"sim_metadata": raw(`{"a":"\\u0000"}`)}, nil},
-		{"metadata number too large for numeric", map[string]any{"sim_metadata": raw(`{"a":1e200000}`)}, []string{"sim_metadata"}},
-		{"metadata number too precise for numeric", map[string]any{"sim_metadata": raw(`{"a":1e-16384}`)}, []string{"sim_metadata"}},
-		{"metadata number at numeric scale limit", map[string]any{"sim_metadata": raw(`{"a":1e-16383}`)}, nil},
+		{"metadata number of 101 digits written out", map[string]any{"sim_metadata": raw(`{"a":1e100}`)}, []string{"sim_metadata"}},
+		{"metadata number of 100 digits written out", map[string]any{"sim_metadata": raw(`{"a":1e99}`)}, nil},
 		{"metadata huge exponent", map[string]any{"sim_metadata": raw(`{"a":1e99999999999999999999}`)}, []string{"sim_metadata"}},
 		{"read-only fields ignored", map[string]any{"id": "x", "company_id": 5, "ctd_data_usage": "lots", "sim_barred": "yes",
 			"created_at": 1, "created_by": []int{1}, "updated_at": nil, "updated_by": true, "last_sync_at": "x",
@@ -338,5 +337,93 @@ func TestUnpairedSurrogates(t *testing.T) {
 	env := ParseCommand([]byte(body(t, map[string]any{"msisdn": raw(`"\udfff"`)})))
 	if env.Reject == nil || env.Reject.Fields[0].Field != "msisdn" {
 		t.Fatalf("lone surrogate in msisdn: %+v", env.Reject)
+	}
+}
+
+// TestMetadataNumbersWrittenOut: a number counts the digits PostgreSQL
+// writes for it (plain decimal notation, its scale kept), at most 100.
+func TestMetadataNumbersWrittenOut(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		num    string
+		digits int // 0: refused before counting (an exponent too long)
+		out    string
+	}{
+		{"0", 1, "0"}, {"-0", 1, "0"}, {"-0.00", 3, "0.00"}, {"0e999999999", 1, "0"}, {"0.0e5", 1, "0"},
+		{"1e3", 4, "1000"}, {"1e-3", 4, "0.001"}, {"1.50", 3, "1.50"}, {"1.0e2", 3, "100"}, {"1.50e1", 3, "15.0"},
+		{"-12.5E+1", 3, "-125"}, {"10.5e-1", 3, "1.05"}, {"0.001e-2", 6, "0.00001"}, {"123.456", 6, "123.456"},
+		{"1e99", 100, "1" + strings.Repeat("0", 99)}, {"1e-99", 100, "0." + strings.Repeat("0", 98) + "1"},
+		{"-1e99", 100, "-1" + strings.Repeat("0", 99)},
+		{"1e100", 101, "1" + strings.Repeat("0", 100)}, {"1e-100", 101, "0." + strings.Repeat("0", 99) + "1"},
+		{strings.Repeat("9", 100), 100, strings.Repeat("9", 100)}, {"0." + strings.Repeat("9", 99), 100, "0." + strings.Repeat("9", 99)},
+		{"1e131071", 131072, ""}, {"1e0000000000003", 4, "1000"}, {"1e1000000000", 0, ""},
+	} {
+		n, ok := writtenOut([]byte(tt.num))
+		if tt.digits == 0 {
+			if ok {
+				t.Errorf("%s: counted, want refused", tt.num)
+			}
+			continue
+		}
+		if !ok || n.digits != tt.digits || tt.out != "" && n.length != len(tt.out) {
+			t.Errorf("%s: %d digits, %d bytes (ok %v), want %d digits, %d bytes (%s)", tt.num, n.digits, n.length, ok, tt.digits, len(tt.out), tt.out)
+		}
+		env := ParseCommand([]byte(body(t, map[string]any{"sim_metadata": raw(`{"n":` + tt.num + `}`)})))
+		if valid := tt.digits <= MaxMetadataNumberDigits; valid != (env.Reject == nil) {
+			t.Errorf("%s: accepted %v, want %v (%+v)", tt.num, env.Reject == nil, valid, env.Reject)
+		} else if !valid && (env.Reject.Fields[0].Field != "sim_metadata" || !strings.Contains(env.Reject.Message, "100 digits")) {
+			t.Errorf("%s: %+v", tt.num, env.Reject)
+		}
+	}
+}
+
+// StoredMetadata is an object whose stored form (as jsonb prints it) is
+// exactly size bytes, from a short body: 1e99 is 4 bytes sent and 100
+// stored.
+func storedMetadata(size int) string {
+	k := (size - 16 - 1) / 102 // see below: room for a string of at least 1
+	pad := size - 16 - 102*k   // {"a": [n, n, ...], "s": "pad"}: 16 + 102k + len(pad)
+	return `{"a":[` + strings.TrimSuffix(strings.Repeat("1e99,", k), ",") + `],"s":"` + strings.Repeat("x", pad) + `"}`
+}
+
+// TestMetadataStoredSize: the whole object at most 65,536 bytes as stored
+// (numbers written out), however few bytes were sent; a repeated key
+// counts once, with its last value.
+func TestMetadataStoredSize(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		name  string
+		md    string
+		valid bool
+	}{
+		{"65536 bytes stored", storedMetadata(MaxMetadataStoredBytes), true},
+		{"65537 bytes stored", storedMetadata(MaxMetadataStoredBytes + 1), false},
+		{"the 195-byte request", `{"n0":1e131071,"n1":1e131071,"n2":1e131071,"n3":1e131071,"n4":1e131071,"n5":1e131071,"n6":1e131071,"n7":1e131071,"n8":1e131071}`, false},
+		{"an earlier value of a repeated key is not stored",
+			strings.TrimSuffix(storedMetadata(MaxMetadataStoredBytes), "}") + `,"s":"` + strings.Repeat("x", 36) + `"}`, true},
+		{"escapes stored as sent", // `, "c": "\u0001"` is 15 bytes stored
+			strings.TrimSuffix(storedMetadata(MaxMetadataStoredBytes-15), "}") + `,"c":"\u0001"}`, true},
+		{"escapes stored as sent, one byte over",
+			strings.TrimSuffix(storedMetadata(MaxMetadataStoredBytes-14), "}") + `,"c":"\u0001"}`, false},
+		{"unicode escapes stored as UTF-8", // `, "c": "é"` is 11 bytes stored
+			strings.TrimSuffix(storedMetadata(MaxMetadataStoredBytes-11), "}") + `,"c":"\u00e9"}`, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			if len(tt.md) > 8000 {
+				t.Fatalf("%d bytes sent: the point is a short body", len(tt.md))
+			}
+			env := ParseCommand([]byte(body(t, map[string]any{"sim_metadata": raw(tt.md)})))
+			if tt.valid != (env.Reject == nil) {
+				t.Fatalf("accepted %v, want %v: %+v", env.Reject == nil, tt.valid, env.Reject)
+			}
+			if !tt.valid && (env.Reject.Fields[0].Field != "sim_metadata" || !strings.Contains(env.Reject.Message, "65536")) &&
+				!strings.Contains(env.Reject.Message, "digits") {
+				t.Fatalf("rejection %+v", env.Reject)
+			}
+		})
+	}
+	if _, size := (&metaScan{raw: []byte(storedMetadata(1000))}).value(0, 1); size != 1000 {
+		t.Fatalf("the helper makes %d bytes, want 1000", size)
 	}
 }

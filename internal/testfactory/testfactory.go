@@ -7,6 +7,7 @@ package testfactory
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 	"sync/atomic"
 
 	"simworker/domain"
@@ -118,4 +119,13 @@ func World() *repo.Fixtures {
 		Device("d-1", "co-acme").Device("d-eu", "co-acme-eu").Device("d-globex", "co-globex").
 		MNOIntegration("m-reseller", "co-reseller").MNOIntegration("m-acme", "co-acme").
 		MNOIntegration("m-acme-eu", "co-acme-eu").MNOIntegration("m-globex", "co-globex")
+}
+
+// StoredMetadata is a sim_metadata object that PostgreSQL stores as exactly
+// size bytes (at least 120), from a body of a few kilobytes: 1e99 is 4
+// bytes sent and 100 stored.
+func StoredMetadata(size int) json.RawMessage {
+	k := (size - 16 - 1) / 102 // {"a": [n, n, ...], "s": "pad"} is 16 + 102k + len(pad) bytes stored
+	pad := size - 16 - 102*k
+	return json.RawMessage(`{"a":[` + strings.TrimSuffix(strings.Repeat("1e99,", k), ",") + `],"s":"` + strings.Repeat("x", pad) + `"}`)
 }
