@@ -8,8 +8,10 @@ package client
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -43,6 +45,9 @@ const (
 	HeaderOrigTime   = "Sim-Original-Time" // RFC 3339 time the original command was stored
 	HeaderOrigStream = "Sim-Original-Stream"
 	HeaderDeliveries = "Sim-Deliveries"
+	// HeaderBodyOmitted marks a dead letter sent without the command's body
+	// (the server refused it for its size): how large it was, and why.
+	HeaderBodyOmitted = "Sim-Body-Omitted"
 )
 
 // positionNamespace scopes the event ids derived from stream positions.
@@ -79,6 +84,36 @@ func EventMsg(o domain.Outcome) *nats.Msg {
 // PublishOutcome re-emits a stored outcome, exactly as the worker publishes it.
 func PublishOutcome(js jetstream.JetStream, o domain.Outcome) (jetstream.PubAckFuture, error) {
 	return js.PublishMsgAsync(EventMsg(o), jetstream.WithExpectStream(EventsStream))
+}
+
+// The JetStream errors of a message's own (nats-server's errors.json).
+const (
+	jsStreamMessageExceedsMaximum = 10054 // "message size exceeds maximum allowed"
+	jsStreamHeaderExceedsMaximum  = 10097 // "header size exceeds maximum allowed"
+	jsStreamStoreFailed           = 10077 // "{err}": the message's own only for "message too large"
+)
+
+// Refused reports whether a publish failed for what the message is (larger
+// than the server's maximum payload, or than the stream takes), which no
+// retry can cure, rather than for an outage that passes (no connection, no
+// acknowledgement, storage full, a stream at its limits). A failure that
+// retrying cannot cure is never taken for an outage: retried, it would be
+// retried for ever.
+func Refused(err error) bool {
+	if errors.Is(err, nats.ErrMaxPayload) {
+		return true
+	}
+	var apiErr *jetstream.APIError
+	if !errors.As(err, &apiErr) {
+		return false
+	}
+	switch apiErr.ErrorCode {
+	case jsStreamMessageExceedsMaximum, jsStreamHeaderExceedsMaximum:
+		return true
+	case jsStreamStoreFailed:
+		return strings.Contains(apiErr.Description, "message too large")
+	}
+	return false
 }
 
 // Event is an outcome event as read back from SIM_EVENTS.

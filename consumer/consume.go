@@ -14,6 +14,7 @@ import (
 // in flight (bounded by ShutdownTimeout), hands back what it had not started
 // (NAK, so another worker takes it at once) and returns nil.
 func (w *Worker) Run(ctx context.Context) error {
+	w.eventsLimit.load(ctx, w.js)
 	msgs := make(chan jetstream.Msg, w.cfg.BatchSize*w.cfg.Concurrency)
 	cc, err := w.consume(msgs)
 	if err != nil {

@@ -67,10 +67,16 @@ func (e event) sim(t *testing.T) map[string]any {
 
 func setup(t *testing.T) *bundle {
 	t.Helper()
+	return setupWith(t, devstack.NATSOptions{})
+}
+
+// setupWith is setup on a JetStream server started with o.
+func setupWith(t *testing.T, o devstack.NATSOptions) *bundle {
+	t.Helper()
 	pool, dbURL := repotest.NewDB(t)
 	repotest.Load(t, pool, testfactory.World())
 	b := &bundle{t: t, pool: pool, dbURL: dbURL}
-	b.ns, b.nc, b.js = consumertest.NATS(t, consumer.StreamConfig{AckWait: 5 * time.Second})
+	b.ns, b.nc, b.js = consumertest.NATSWith(t, o, consumer.StreamConfig{AckWait: 5 * time.Second})
 	cons, err := b.js.Consumer(context.Background(), client.CommandsStream, consumer.DurableName)
 	if err != nil {
 		t.Fatal(err)

@@ -25,7 +25,9 @@ var errPubAckTimeout = errors.New("no publish acknowledgement within 10s")
 // acknowledgements, then acknowledges the commands whose outcome is safely in
 // SIM_EVENTS. Events that failed are published again, with backoff, within
 // RetryWindow; a command whose event could still not be published is NAKed:
-// its outcome is stored, so its redelivery re-publishes the same event.
+// its outcome is stored, so its redelivery re-publishes the same event. An
+// event refused for what it is (ownFault) is no outage: its command gets a
+// 500 internal instead (unpublishable), and the others go on.
 func (w *Worker) publishAndAck(ctx context.Context, items []*item, batchStart time.Time) {
 	pending := items
 	err := w.retry(ctx, "publishing outcomes failed: backing off", func() error {
@@ -36,7 +38,7 @@ func (w *Worker) publishAndAck(ctx context.Context, items []*item, batchStart ti
 		if errors.Is(err, errStopping) {
 			return err
 		}
-		return fmt.Errorf("%w: nats: %d events not published: %v", domain.ErrUnavailable, len(pending), err)
+		return fmt.Errorf("%w: nats: %d events not published (commands %s): %v", domain.ErrUnavailable, len(pending), commandIDs(pending, 5), err)
 	})
 	if err != nil {
 		w.settleAll(pending, w.nakFor(err, len(pending)))
@@ -45,20 +47,58 @@ func (w *Worker) publishAndAck(ctx context.Context, items []*item, batchStart ti
 
 // publishOnce publishes the outcomes of pending at once and acknowledges each
 // command as JetStream acknowledges its event; it returns the items whose
-// event was not acknowledged, and the last error.
+// event was not acknowledged, and the last error. An event refused for what
+// it is gets its command's 500 internal, published in the same call.
 func (w *Worker) publishOnce(ctx context.Context, pending []*item, batchStart time.Time) ([]*item, error) {
+	var failed []*item
+	var lastErr error
+	for len(pending) > 0 {
+		var refused []*item
+		var refusedErrs []error
+		f, err := w.publishRound(ctx, pending, batchStart, func(it *item, err error) {
+			refused, refusedErrs = append(refused, it), append(refusedErrs, err)
+		})
+		failed = append(failed, f...)
+		if err != nil {
+			lastErr = err
+		}
+		pending = nil
+		for i, it := range refused {
+			if err := w.unpublishable(ctx, it, refusedErrs[i]); err != nil {
+				failed, lastErr = append(failed, it), err
+				continue
+			}
+			pending = append(pending, it) // its 500 internal, published in the next round
+		}
+	}
+	return failed, lastErr
+}
+
+// publishRound publishes the outcomes of pending once; an event refused for
+// a reason of its own goes to refused, not to the failures returned.
+func (w *Worker) publishRound(ctx context.Context, pending []*item, batchStart time.Time, refused func(*item, error)) ([]*item, error) {
 	ackTimeout := time.NewTimer(publishAckTimeout)
 	defer ackTimeout.Stop()
 	futures := make([]jetstream.PubAckFuture, len(pending))
 	errs := make([]error, len(pending))
 	for i, it := range pending {
-		futures[i], errs[i] = client.PublishOutcome(w.js, *it.outcome)
+		if errs[i] = w.eventsLimit.check(client.EventMsg(*it.outcome)); errs[i] == nil {
+			futures[i], errs[i] = client.PublishOutcome(w.js, *it.outcome)
+		}
 	}
 	var failed []*item
 	var lastErr error
 	for i, it := range pending {
 		if errs[i] == nil {
 			errs[i] = awaitPubAck(ctx, futures[i], ackTimeout)
+		}
+		if errs[i] != nil && ownFault(errs[i]) {
+			var apiErr *jetstream.APIError
+			if errors.As(errs[i], &apiErr) { // the stream's limit changed: know it for the next ones
+				w.eventsLimit.load(ctx, w.js)
+			}
+			refused(it, errs[i])
+			continue
 		}
 		if errs[i] != nil {
 			failed, lastErr = append(failed, it), errs[i]
@@ -69,6 +109,23 @@ func (w *Worker) publishOnce(ctx context.Context, pending []*item, batchStart ti
 		w.cfg.Observer.Outcome(*it.outcome, time.Since(batchStart))
 	}
 	return failed, lastErr
+}
+
+// commandIDs names at most n of the items' commands, for a log line.
+func commandIDs(its []*item, n int) string {
+	ids := make([]string, 0, min(n, len(its)))
+	for _, it := range its[:min(n, len(its))] {
+		id := it.env.CommandID
+		if id == "" {
+			id = "(none)"
+		}
+		ids = append(ids, strconv.Quote(id))
+	}
+	s := strings.Join(ids, ", ")
+	if len(its) > n {
+		s += fmt.Sprintf(" and %d more", len(its)-n)
+	}
+	return s
 }
 
 // awaitPubAck waits for JetStream's answer to one publish. timeout is shared
@@ -107,6 +164,9 @@ func (w *Worker) logOutcome(it *item) {
 }
 
 // deadLetter keeps a copy of a poison command, with why, on SIM_DEADLETTER.
+// A copy the server refuses for its size goes without the body (header
+// Sim-Body-Omitted): the command stays in SIM_COMMANDS at its original
+// sequence.
 func (w *Worker) deadLetter(ctx context.Context, it *item, cause string) error {
 	m := nats.NewMsg(client.DeadLetterSubject)
 	m.Data = it.msg.Data()
@@ -122,7 +182,13 @@ func (w *Worker) deadLetter(ctx context.Context, it *item, cause string) error {
 		m.Header.Set(client.HeaderOrigTime, it.meta.Timestamp.UTC().Format(time.RFC3339Nano))
 		m.Header.Set(client.HeaderDeliveries, strconv.FormatUint(it.meta.NumDelivered, 10))
 	}
-	if _, err := w.js.PublishMsg(ctx, m, jetstream.WithExpectStream(client.DeadLetterStream)); err != nil {
+	_, err := w.js.PublishMsg(ctx, m, jetstream.WithExpectStream(client.DeadLetterStream))
+	if err != nil && ownFault(err) {
+		m.Header.Set(client.HeaderBodyOmitted, strconv.Itoa(len(m.Data))+" bytes: "+err.Error())
+		m.Data = nil
+		_, err = w.js.PublishMsg(ctx, m, jetstream.WithExpectStream(client.DeadLetterStream))
+	}
+	if err != nil {
 		return fmt.Errorf("%w: nats: dead letter: %v", domain.ErrUnavailable, err)
 	}
 	w.cfg.Observer.DeadLetter()

@@ -120,7 +120,10 @@ type Worker struct {
 	naked  handedBack    // deliveries this worker handed back (crash.go)
 	outage outageState   // the outage being waited out, if any (retry.go)
 	stop   chan struct{} // closed when shutdown starts
-	bound  atomic.Bool   // consuming from the durable consumer
+	// eventsLimit is SIM_EVENTS' max_msg_size, for an event refused for its
+	// size to be known before it is sent (ownfault.go).
+	eventsLimit eventsLimit
+	bound       atomic.Bool // consuming from the durable consumer
 }
 
 // Ready reports whether the worker is bound to its consumer and consuming.

@@ -7,6 +7,7 @@ package domain
 import (
 	"errors"
 	"strings"
+	"time"
 )
 
 // Code is the machine-readable rejection code carried in sim.rejected data.
@@ -86,6 +87,13 @@ var errInternalFailure = &Error{Code: CodeInternal, Message: "internal error: th
 // rejection, unless an outcome is stored already, which wins as always.
 func InternalEnvelope(commandID string) Envelope {
 	return Envelope{CommandID: commandID, Command: Command{ID: commandID}, Reject: errInternalFailure}
+}
+
+// NewInternal is the 500 internal outcome of commandID, decided at at: for
+// a command whose stored outcome cannot be published (its event refused by
+// the server for its size).
+func NewInternal(source, eventID, commandID string, at time.Time) Outcome {
+	return NewRejected(source, eventID, commandID, at, errInternalFailure)
 }
 
 // The rejections of checks 4, 6 and 7 of the contract; check 5's names the

@@ -29,6 +29,11 @@ func TestTranslateClassifiesOutages(t *testing.T) {
 		{"statement timeout", pg("57014"), false},
 		{"raised by a trigger", pg("P0001"), false},
 		{"invalid JSON", pg("22P02"), false},
+		{"invalid byte sequence for the encoding", pg("22021"), false},
+		{"a value too long, a program limit", pg("54000"), false},
+		{"another unique constraint", pg("23505"), false},
+		{"disk full", pg("53100"), true},
+		{"read-only transaction (a failover)", pg("25006"), true},
 		{"deadline", fmt.Errorf("x: %w", context.DeadlineExceeded), true},
 		{"plain error", errors.New("boom"), false},
 	} {

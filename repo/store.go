@@ -3,6 +3,7 @@ package repo
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/google/uuid"
@@ -114,3 +115,46 @@ func (s *Store) decideBatch(ctx context.Context, tx pgx.Tx, envs []domain.Envelo
 var errRaced = errors.New("another worker decided a command of the batch concurrently")
 
 func newID() string { return uuid.Must(uuid.NewV7()).String() }
+
+// ReplaceWithInternal replaces the stored outcome o, whose event could not
+// be published for a reason of its own (larger than the NATS server's
+// maximum payload, say), by a 500 internal rejection, in one transaction:
+// the SIM o created goes too, since it was never announced and must not
+// hold its ICCID. It returns the outcome stored now: that rejection, or, when
+// o is no longer the stored outcome (another worker replaced it first),
+// the one that is.
+func (s *Store) ReplaceWithInternal(ctx context.Context, o domain.Outcome, traceParent string) (domain.Outcome, error) {
+	internal := domain.NewInternal(s.source, newID(), o.CommandID, s.now().UTC().Truncate(time.Microsecond)).WithTraceParent(traceParent)
+	var stored []domain.Outcome
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		eventID, err := binaryUUID(internal.EventID)
+		if err != nil {
+			return err
+		}
+		tag, err := tx.Exec(ctx, `
+			UPDATE processed_commands SET event_id = $3, event_type = $4, status = $5, code = $6, sim_id = NULL, event = $7
+			WHERE command_id = $1 AND event_id = $2::uuid`,
+			o.CommandID, o.EventID, eventID, internal.Type, int32(internal.Status), string(internal.Code), internal.Event)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 1 {
+			if o.SimID != "" {
+				if _, err := tx.Exec(ctx, `DELETE FROM sims WHERE id = $1::uuid`, o.SimID); err != nil {
+					return err
+				}
+			}
+			stored = []domain.Outcome{internal}
+			return nil
+		}
+		stored, err = storedOutcomes(ctx, tx, []string{o.CommandID})
+		return err
+	})
+	if err != nil {
+		return domain.Outcome{}, translate(err)
+	}
+	if len(stored) != 1 {
+		return domain.Outcome{}, fmt.Errorf("no stored outcome for command %q to replace", o.CommandID)
+	}
+	return stored[0], nil
+}

@@ -25,7 +25,13 @@ import (
 // streams and consumer with sc, and connects to it; all closed in cleanup.
 func NATS(t testing.TB, sc consumer.StreamConfig) (*devstack.NATS, *nats.Conn, jetstream.JetStream) {
 	t.Helper()
-	ns, err := devstack.StartNATS(devstack.NATSOptions{})
+	return NATSWith(t, devstack.NATSOptions{}, sc)
+}
+
+// NATSWith is NATS on a server started with o.
+func NATSWith(t testing.TB, o devstack.NATSOptions, sc consumer.StreamConfig) (*devstack.NATS, *nats.Conn, jetstream.JetStream) {
+	t.Helper()
+	ns, err := devstack.StartNATS(o)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,6 +3,7 @@ package devstack
 import (
 	"errors"
 	"net"
+	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -26,6 +27,12 @@ type NATSOptions struct {
 	// MaxStore bounds JetStream's file storage in bytes (max_file_store);
 	// 0 is nats-server's default, 75% of the free disk.
 	MaxStore int64
+	// MaxPayload is the largest message the server takes (max_payload);
+	// 0 means 1 MiB, nats-server's default.
+	MaxPayload int32
+	// User and Password, when set, are the only credentials the server
+	// accepts: no client connects without them.
+	User, Password string
 	// Name of the server (default simworker-dev).
 	Name string
 	// Cluster settings: a cluster name, this node's route port and the
@@ -84,6 +91,11 @@ func (s *NATS) start() error {
 		JetStreamMaxStore: o.MaxStore,
 		NoSigs:            true,
 		MaxPayload:        1 << 20,
+		Username:          o.User,
+		Password:          o.Password,
+	}
+	if o.MaxPayload > 0 {
+		opts.MaxPayload = o.MaxPayload
 	}
 	if o.ClusterName != "" {
 		opts.Cluster = server.ClusterOpts{Name: o.ClusterName, Host: o.Host, Port: o.ClusterPort}
@@ -99,6 +111,12 @@ func (s *NATS) start() error {
 		return errors.New("nats-server did not become ready within 30s")
 	}
 	s.Server, s.URL = ns, ns.ClientURL()
+	if o.User != "" { // the credentials in the URL, as clients (and the nats CLI) take them
+		if u, err := url.Parse(s.URL); err == nil {
+			u.User = url.UserPassword(o.User, o.Password)
+			s.URL = u.String()
+		}
+	}
 	// A restart must come back on the same port, for clients to find it.
 	if s.opts.Port == 0 {
 		s.opts.Port = ns.Addr().(*net.TCPAddr).Port

@@ -1,0 +1,4 @@
+package consumer
+
+// OwnFault is ownFault, for the external tests' table.
+var OwnFault = ownFault
