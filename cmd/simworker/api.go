@@ -20,6 +20,7 @@ import (
 	"simworker/cmd/internal/cli"
 	"simworker/cmd/internal/ops"
 	"simworker/docs"
+	"simworker/internal/httpserve"
 	"simworker/repo"
 )
 
@@ -89,13 +90,14 @@ func serveAPI(ctx context.Context, log *zap.Logger, nc *nats.Conn, pool *pgxpool
 	}
 	acfg := api.Config{Wait: set.Wait, Rate: set.Rate, Docs: docs.Handler(api.NotFound())}
 	var server atomic.Pointer[api.Server]
+	var opsSrv *ops.Server
 	if httpAddr != "off" {
-		srv := ops.NewFor(ops.APIRole, nc, js, pool, func() bool { s := server.Load(); return s != nil && s.Live() })
-		if err := srv.Start(httpAddr, log); err != nil {
+		opsSrv = ops.NewFor(ops.APIRole, nc, js, pool, func() bool { s := server.Load(); return s != nil && s.Live() })
+		if err := opsSrv.Start(httpAddr, log); err != nil {
 			return fmt.Errorf("SIM_HTTP_ADDR %s: %w", httpAddr, err)
 		}
-		defer srv.Stop()
-		acfg.Metrics = api.NewMetrics(srv.Registry())
+		defer opsSrv.Stop()
+		acfg.Metrics = api.NewMetrics(opsSrv.Registry())
 	}
 	b := backoff.NewExponentialBackOff()
 	b.MaxElapsedTime = 0
@@ -114,7 +116,10 @@ func serveAPI(ctx context.Context, log *zap.Logger, nc *nats.Conn, pool *pgxpool
 	}
 	defer s.Close()
 	server.Store(s)
-	hs := &http.Server{Handler: s, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute}
+	hs := httpserve.New(s)
+	if opsSrv != nil {
+		opsSrv.CountConnections("api", hs.Open)
+	}
 	done := make(chan error, 1)
 	go func() { done <- hs.Serve(ln) }()
 	log.Info("API serving", zap.String("addr", ln.Addr().String()))

@@ -24,6 +24,7 @@ import (
 	"simworker/client"
 	"simworker/consumer"
 	"simworker/domain"
+	"simworker/internal/httpserve"
 )
 
 // Metrics counts what the worker does; it is the worker's consumer.Observer.
@@ -146,7 +147,7 @@ type Server struct {
 	// BackingOff, when set, is the outage the process is waiting out (nil
 	// error: none): /readyz's "deciding" check and simworker_backing_off.
 	BackingOff func() (since time.Time, err error)
-	srv        *http.Server
+	srv        *httpserve.Server
 	ln         net.Listener
 }
 
@@ -222,8 +223,19 @@ func NewFor(role Role, nc *nats.Conn, js jetstream.JetStream, pool *pgxpool.Pool
 	})
 	mux.HandleFunc("GET /readyz", s.readyz)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	s.srv = httpserve.New(mux)
+	s.CountConnections("ops", s.srv.Open)
 	return s
+}
+
+// CountConnections reports the open connections of the process's HTTP
+// server named server ("api", "ops") as simworker_http_open_connections.
+func (s *Server) CountConnections(server string, open func() int64) {
+	s.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name:        "simworker_http_open_connections",
+		Help:        "Connections an HTTP server of this process holds open (server api or ops); one that stalls is closed within a minute.",
+		ConstLabels: prometheus.Labels{"server": server},
+	}, func() float64 { return float64(open()) }))
 }
 
 // Registry is where the process's own metrics go (the API's).
