@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"simworker/domain"
+	"simworker/internal/httpserve"
 )
 
 // Codes of the HTTP API beyond the worker's (domain.Code).
@@ -97,10 +98,17 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	writeRaw(w, status, body)
 }
 
-// writeRaw answers with a JSON body as it is (an event's data, byte for byte).
+// writeRaw answers with a JSON body as it is (an event's data, byte for
+// byte). No answer is cached (each is one caller's) nor sniffed as anything
+// but JSON; a client has httpserve.WriteTimeout to read it from now,
+// however long the request waited for its outcome.
 func writeRaw(w http.ResponseWriter, status int, body []byte) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	httpserve.AnswerDeadline(w)
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(status)
 	_, _ = w.Write(body)
 }

@@ -23,6 +23,7 @@ import (
 	"simworker/docs"
 	"simworker/docs/openapitest"
 	"simworker/internal/devstack"
+	"simworker/internal/httpserve"
 	"simworker/internal/testfactory"
 	"simworker/repo"
 	"simworker/repo/repotest"
@@ -46,9 +47,16 @@ type world struct {
 
 func setup(t *testing.T, cfg api.Config) *world {
 	t.Helper()
+	return setupWith(t, cfg, devstack.NATSOptions{})
+}
+
+// setupWith is setup on a JetStream server started with o.
+func setupWith(t *testing.T, cfg api.Config, o devstack.NATSOptions) *world {
+	t.Helper()
 	pool, dbURL := repotest.NewDB(t)
 	repotest.Load(t, pool, testfactory.World())
-	node, err := consumertest.StartNode(devstack.NATSOptions{StoreDir: t.TempDir()})
+	o.StoreDir = t.TempDir()
+	node, err := consumertest.StartNode(o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,7 +82,10 @@ func setup(t *testing.T, cfg api.Config) *world {
 		t.Fatal(err)
 	}
 	t.Cleanup(w.api.Close)
-	w.srv = httptest.NewServer(w.api)
+	// The API behind the programs' own server and its limits.
+	w.srv = httptest.NewUnstartedServer(w.api)
+	w.srv.Config = httpserve.New(w.api).Server
+	w.srv.Start()
 	t.Cleanup(w.srv.Close)
 	return w
 }
@@ -160,8 +171,13 @@ func (w *world) do(method, path, token, body string, header ...string) answer {
 		w.t.Fatal(err)
 	}
 	// Every answer the API gives conforms to docs/openapi.yaml, whatever the
-	// request (many here break the document on purpose).
+	// request (many here break the document on purpose), and no JSON answer
+	// is cached or sniffed as anything else.
 	w.spec.CheckResponse(w.t, req, resp, b)
+	if strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") &&
+		(resp.Header.Get("Cache-Control") != "no-store" || resp.Header.Get("X-Content-Type-Options") != "nosniff") {
+		w.t.Fatalf("%s %s: a JSON answer without Cache-Control: no-store and X-Content-Type-Options: nosniff: %v", method, path, resp.Header)
+	}
 	return answer{Response: resp, body: b}
 }
 

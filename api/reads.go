@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"net/http"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 
@@ -25,6 +27,10 @@ type commandState struct {
 // 404, alike.
 func (s *Server) getCommand(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("command_id")
+	if !wellFormedID(id) {
+		writeError(w, errNotFound)
+		return
+	}
 	ctx, cancel := withDB(r.Context())
 	defer cancel()
 	mine, err := repo.CommandOf(ctx, s.pool, id, callerOf(r.Context()).userID)
@@ -55,6 +61,22 @@ func (s *Server) getCommand(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	writeJSON(w, http.StatusOK, st)
+}
+
+// wellFormedID reports whether a path parameter can name a command: 1 to
+// 128 characters of valid UTF-8, none of them a control character. Anything
+// else is an unknown id (404), never sent to PostgreSQL, which refuses
+// invalid UTF-8 with an error that would be a 500.
+func wellFormedID(id string) bool {
+	if id == "" || !utf8.ValidString(id) || utf8.RuneCountInString(id) > domain.MaxCommandIDLen {
+		return false
+	}
+	for _, r := range id {
+		if unicode.IsControl(r) {
+			return false
+		}
+	}
+	return true
 }
 
 // getSim is GET /v1/sims/{id}: the SIM when the caller holds sims:read or

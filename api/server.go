@@ -42,15 +42,16 @@ func (c Config) withDefaults() Config {
 // Server is the HTTP API of one process. It holds one subscription to the
 // outcome events, shared by every request.
 type Server struct {
-	cfg     Config
-	pool    *pgxpool.Pool
-	js      jetstream.JetStream
-	log     *zap.Logger
-	waiter  *waiter
-	records *recorder
-	tokens  *tokenCache
-	limiter *limiter
-	handler http.Handler
+	cfg      Config
+	pool     *pgxpool.Pool
+	js       jetstream.JetStream
+	log      *zap.Logger
+	waiter   *waiter
+	records  *recorder
+	tokens   *tokenCache
+	refusals *refusals
+	limiter  *limiter
+	handler  http.Handler
 }
 
 // New builds the API on a NATS connection (publishing commands, receiving
@@ -63,12 +64,12 @@ func New(nc *nats.Conn, js jetstream.JetStream, pool *pgxpool.Pool, log *zap.Log
 		return nil, err
 	}
 	s := &Server{cfg: cfg, pool: pool, js: js, log: log, waiter: w, records: newRecorder(pool),
-		tokens: &tokenCache{seen: map[[32]byte]cachedToken{}, check: func(ctx context.Context, token string) (string, string, bool, error) {
+		tokens: newTokenCache(func(ctx context.Context, token string) (string, string, bool, error) {
 			ctx, cancel := withDB(ctx)
 			defer cancel()
 			return repo.Authenticate(ctx, pool, token)
-		}},
-		limiter: newLimiter(cfg.Rate)}
+		}),
+		refusals: newRefusals(), limiter: newLimiter(cfg.Rate)}
 	s.handler = s.routes()
 	return s, nil
 }

@@ -93,6 +93,12 @@ func (s *Server) createSim(w http.ResponseWriter, r *http.Request) {
 	// Published again for a key's retry: the first publish may never have
 	// landed (a 503), and JetStream drops the copy of one that did.
 	if err := s.publish(r.Context(), envelope, cmd.CommandID); err != nil {
+		if client.Refused(err) { // the server's limits refuse this command whatever the retries
+			log.Warn("command refused by NATS for its size", zap.Int("bytes", len(envelope)), zap.Error(err))
+			writeError(w, errorf(http.StatusRequestEntityTooLarge, domain.CodeInvalidArgument, "",
+				"the command is larger than the NATS server takes ("+strconv.Itoa(len(envelope))+" bytes)"))
+			return
+		}
 		log.Warn("command not published", zap.Error(err))
 		writeError(w, unavailable("the command could not be published: retry with the same Idempotency-Key", 2))
 		return
@@ -202,11 +208,43 @@ func readSimBody(r *http.Request) ([]byte, *Error) {
 		return nil, errorf(http.StatusUnsupportedMediaType, domain.CodeInvalidArgument, "",
 			"Content-Type must be application/json (or another +json type)")
 	}
+	if reason := notJSON(body); reason != "" {
+		return nil, &Error{Status: http.StatusBadRequest, Code: domain.CodeInvalidArgument, Message: reason,
+			Fields: []domain.FieldError{{Field: "sim", Reason: reason}}}
+	}
 	trimmed := bytes.TrimLeft(body, " \t\r\n")
-	if !utf8.Valid(body) || !json.Valid(body) || len(trimmed) == 0 || trimmed[0] != '{' {
+	if trimmed[0] != '{' {
 		return nil, errorf(http.StatusBadRequest, domain.CodeInvalidArgument, "sim", "must be a JSON object")
 	}
 	return body, nil
+}
+
+// notJSON says what makes body no JSON text, and where; "" when it is one.
+func notJSON(body []byte) string {
+	const prefix = "the body is not valid JSON: "
+	if !utf8.Valid(body) {
+		at := 0
+		for at < len(body) {
+			r, size := utf8.DecodeRune(body[at:])
+			if r == utf8.RuneError && size <= 1 {
+				break
+			}
+			at += size
+		}
+		return prefix + "invalid UTF-8 at byte " + strconv.Itoa(at)
+	}
+	if json.Valid(body) {
+		return ""
+	}
+	err := json.Unmarshal(body, new(any))
+	var syntax *json.SyntaxError
+	if errors.As(err, &syntax) {
+		return prefix + syntax.Error() + " (at byte " + strconv.FormatInt(syntax.Offset, 10) + ")"
+	}
+	if err == nil {
+		return prefix + "unexpected end of JSON input"
+	}
+	return prefix + err.Error()
 }
 
 // jsonMediaType: application/json or any +json type, parameters allowed.

@@ -99,11 +99,11 @@ func TestOpenAPIHasEveryCallOfTheContract(t *testing.T) {
 			"503": {"Retry-After": true},
 		}},
 		{"GET", "/v1/commands/{command_id}", "getCommand", answers{
-			"200": {}, "401": {"WWW-Authenticate": true}, "404": {}, "429": {"Retry-After": true},
+			"200": {}, "400": {}, "401": {"WWW-Authenticate": true}, "404": {}, "429": {"Retry-After": true},
 			"500": {}, "503": {"Retry-After": true},
 		}},
 		{"GET", "/v1/sims/{id}", "getSim", answers{
-			"200": {}, "401": {"WWW-Authenticate": true}, "404": {}, "429": {"Retry-After": true},
+			"200": {}, "400": {}, "401": {"WWW-Authenticate": true}, "404": {}, "429": {"Retry-After": true},
 			"500": {}, "503": {"Retry-After": true},
 		}},
 	} {

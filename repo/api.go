@@ -67,19 +67,34 @@ func CreateToken(ctx context.Context, pool *pgxpool.Pool, userID, name string, e
 	return tokenPrefix + id.String() + "." + enc, info, nil
 }
 
-// splitToken returns the id and secret of a well-formed token.
+// splitToken returns the id and secret of a well-formed token: its id in
+// the one spelling CreateToken gives (a lower-case UUID with dashes) and a
+// secret of 43 base64url characters. Anything else is refused before any
+// query, so one token cannot be sent in several spellings, each a query.
 func splitToken(token string) (uuid.UUID, string, bool) {
 	rest, ok := strings.CutPrefix(token, tokenPrefix)
 	if !ok {
 		return uuid.UUID{}, "", false
 	}
 	idText, secret, ok := strings.Cut(rest, ".")
-	id, err := uuid.Parse(idText)
-	if !ok || err != nil || secret == "" {
+	if !ok || len(idText) != 36 || len(secret) != secretLen {
 		return uuid.UUID{}, "", false
+	}
+	id, err := uuid.Parse(idText)
+	if err != nil || id.String() != idText {
+		return uuid.UUID{}, "", false
+	}
+	for i := 0; i < len(secret); i++ {
+		c := secret[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+			return uuid.UUID{}, "", false
+		}
 	}
 	return id, secret, true
 }
+
+// secretLen is the length of a token's secret: 32 bytes, base64url.
+const secretLen = 43
 
 // Authenticate returns the user and token id of a valid token: well formed,
 // known, its secret's hash equal (compared in constant time), not expired,
