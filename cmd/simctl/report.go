@@ -23,17 +23,21 @@ func (t *tracker) writeReport(w io.Writer, format, refName string) error {
 			if r.Status != 0 {
 				status = strconv.Itoa(r.Status)
 			}
-			_ = cw.Write([]string{strconv.FormatInt(r.Ref, 10), r.CommandID, r.Outcome, r.SimID, status, r.Code, r.Reason, r.EventID})
+			_ = cw.Write([]string{strconv.FormatInt(r.Ref, 10), safe(r.CommandID), r.Outcome, safe(r.SimID), status, safe(r.Code),
+				safe(r.Reason), safe(r.EventID)})
 		}
 		cw.Flush()
 		return cw.Error()
 	case "ndjson":
-		enc := json.NewEncoder(w)
 		for _, r := range t.rows {
 			m := map[string]any{refName: r.Ref}
 			b, _ := json.Marshal(r)
 			_ = json.Unmarshal(b, &m)
-			if err := enc.Encode(m); err != nil {
+			line, err := json.Marshal(m)
+			if err != nil {
+				return err
+			}
+			if _, err := w.Write(append(safeJSON(line), '\n')); err != nil {
 				return err
 			}
 		}
@@ -79,7 +83,7 @@ func (t *tracker) summary() (sum, incomplete string) {
 			sort.Strings(codes)
 			var cs []string
 			for _, c := range codes {
-				cs = append(cs, fmt.Sprintf("%s %d", c, byCode[c]))
+				cs = append(cs, fmt.Sprintf("%s %d", safe(c), byCode[c]))
 			}
 			p += " (" + strings.Join(cs, ", ") + ")"
 		}

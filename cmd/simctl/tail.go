@@ -80,7 +80,7 @@ func tailCmd(ctx context.Context, cfg *tailConfig, _ []string, stdout, stderr io
 				continue
 			}
 			if cfg.JSON {
-				fmt.Fprintf(stdout, "%s\n", ev.Raw)
+				fmt.Fprintf(stdout, "%s\n", safeJSON(ev.Raw))
 			} else {
 				fmt.Fprintln(stdout, eventLine(ev))
 			}
@@ -95,7 +95,7 @@ func tailCmd(ctx context.Context, cfg *tailConfig, _ []string, stdout, stderr io
 
 // eventLine is an event in one readable line.
 func eventLine(ev client.Event) string {
-	id := ev.CommandID
+	id := safe(ev.CommandID)
 	if id == "" {
 		id = "(no command id)"
 	}
@@ -103,8 +103,8 @@ func eventLine(ev client.Event) string {
 		var sim domain.Sim
 		_ = json.Unmarshal(ev.Data, &sim)
 		return fmt.Sprintf("%s created  %s sim=%s iccid=%s company=%s device=%s status=%s event=%s",
-			ev.Time, id, sim.ID, sim.ICCID, sim.CompanyID, sim.DeviceID, sim.Status, ev.ID)
+			safe(ev.Time), id, safe(sim.ID), safe(sim.ICCID), safe(sim.CompanyID), safe(sim.DeviceID), safe(sim.Status), safe(ev.ID))
 	}
 	r := ev.Rejection()
-	return fmt.Sprintf("%s rejected %s %d %s: %s event=%s", ev.Time, id, r.Status, r.Code, r.Message, ev.ID)
+	return fmt.Sprintf("%s rejected %s %d %s: %s event=%s", safe(ev.Time), id, r.Status, safe(string(r.Code)), safe(r.Message), safe(ev.ID))
 }

@@ -78,7 +78,7 @@ func tokensList(ctx context.Context, cfg *tokensListConfig, rest []string, out, 
 		return t.UTC().Format(time.RFC3339)
 	}
 	for _, t := range list {
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, t.UserID, t.Name, at(&t.CreatedAt), at(t.ExpiresAt), at(t.RevokedAt))
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, safe(t.UserID), safe(t.Name), at(&t.CreatedAt), at(t.ExpiresAt), at(t.RevokedAt))
 	}
 	return w.Flush()
 }
