@@ -575,10 +575,14 @@ func TestServerConf(t *testing.T) {
 		})
 		for _, tc := range []struct{ user, subject string }{
 			{"worker", client.CreateSubject},
+			// The API answers with what sim.events.> says: only the worker
+			// (and the operator, who re-publishes) may publish there.
 			{"publisher", domain.SubjectCreated},
+			{"publisher", domain.SubjectRejected},
 			{"publisher", client.DeadLetterSubject},
 			{"operator", client.DeadLetterSubject},
 			{"api", domain.SubjectCreated},
+			{"api", domain.SubjectRejected},
 			{"api", client.DeadLetterSubject},
 			{"api", client.CreateSubject + ".other"},
 			// forged replies: a message injected into the worker's pull

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go"
 
 	"simworker/internal/devstack"
 	"simworker/repo"
@@ -315,7 +318,7 @@ func TestDevReusesPortsAndWritesEnv(t *testing.T) {
 			t.Fatal(err)
 		}
 		v := strings.Split(strings.TrimSpace(string(out)), "\n")
-		if len(v) != 4 || !strings.HasPrefix(v[0], "nats://127.0.0.1:") || !strings.HasPrefix(v[1], "postgres://") ||
+		if len(v) != 4 || !regexp.MustCompile(`^nats://dev:[0-9a-f]{48}@127.0.0.1:[0-9]+$`).MatchString(v[0]) || !strings.HasPrefix(v[1], "postgres://") ||
 			!strings.HasPrefix(v[2], "http://127.0.0.1:") || !strings.HasPrefix(v[3], "sim_") {
 			t.Fatalf("the env file gives %q", v)
 		}
@@ -324,6 +327,7 @@ func TestDevReusesPortsAndWritesEnv(t *testing.T) {
 			t.Fatalf("SIM_API_URL from the env file: %v %v", resp, err)
 		}
 		resp.Body.Close()
+		devNATSRefusesStrangers(t, v[0])
 		return map[string]string{"nats": v[0], "db": v[1], "api": v[2]}
 	}
 	first := run()
@@ -331,6 +335,35 @@ func TestDevReusesPortsAndWritesEnv(t *testing.T) {
 	for _, k := range []string{"nats", "db", "api"} {
 		if first[k] != second[k] {
 			t.Errorf("%s changed between runs: %s, then %s", k, first[k], second[k])
+		}
+	}
+}
+
+// devNATSRefusesStrangers: dev's NATS takes the credentials in its
+// NATS_URL and nothing else, so a local process without them cannot forge
+// an outcome event (which the API would answer with).
+func devNATSRefusesStrangers(t *testing.T, natsURL string) {
+	t.Helper()
+	u, err := url.Parse(natsURL)
+	if err != nil || u.User == nil {
+		t.Fatalf("NATS_URL %q carries no credentials", natsURL)
+	}
+	nc, err := nats.Connect(natsURL)
+	if err != nil {
+		t.Fatalf("NATS_URL from the env file: %v", err)
+	}
+	nc.Close()
+	stranger := *u
+	stranger.User = nil
+	for _, try := range []string{stranger.String(), "nats://dev:guess@" + u.Host} {
+		nc, err := nats.Connect(try)
+		if err == nil {
+			err = nc.Publish("sim.events.created", []byte(`{"type":"sim.created","commandid":"api-forged"}`))
+			nc.Close()
+			t.Fatalf("%s: connected and published a forged event (%v)", try, err)
+		}
+		if !errors.Is(err, nats.ErrAuthorization) {
+			t.Fatalf("%s: %v, want an authorization violation", try, err)
 		}
 	}
 }

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +13,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -94,8 +97,15 @@ func devCmd(ctx context.Context, cfg *devConfig, _ []string, stdout, stderr io.W
 		return err
 	}
 
+	// The NATS server takes only its own credentials: a local process
+	// without them can neither publish commands nor forge outcome events,
+	// which the API takes for the worker's.
+	natsPassword, err := devSecret(dir, "nats-password")
+	if err != nil {
+		return err
+	}
 	ns, err := devstack.StartNATS(devstack.NATSOptions{Port: reuse(cfg.NATSPort, prev.NATS), StoreDir: filepath.Join(dir, "nats"),
-		SyncInterval: cfg.SyncInterval.every, SyncAlways: cfg.SyncInterval.always})
+		SyncInterval: cfg.SyncInterval.every, SyncAlways: cfg.SyncInterval.always, User: "dev", Password: natsPassword})
 	if err != nil {
 		return err
 	}
@@ -158,6 +168,28 @@ func devCmd(ctx context.Context, cfg *devConfig, _ []string, stdout, stderr io.W
 		err = aerr
 	}
 	return err
+}
+
+// devSecret is a random secret kept in dir/name (readable by its owner
+// only), made on the first run: later runs keep it, so a shell that sourced
+// the env file of an earlier run still connects.
+func devSecret(dir, name string) (string, error) {
+	p := filepath.Join(dir, name)
+	if b, err := os.ReadFile(p); err == nil && len(strings.TrimSpace(string(b))) >= 32 {
+		return strings.TrimSpace(string(b)), nil
+	}
+	b := make([]byte, 24)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	secret := hex.EncodeToString(b)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(p, []byte(secret+"\n"), 0o600); err != nil {
+		return "", err
+	}
+	return secret, nil
 }
 
 // devTokens makes a fresh API token for each demo user, named "simworker
