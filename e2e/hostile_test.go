@@ -76,6 +76,7 @@ func TestStalledConnectionsAreClosed(t *testing.T) {
 				t.Parallel()
 				for range 3 {
 					c := dial(t, p.addr, 4096)
+					start := time.Now()
 					go func() { // pipelined requests, answers never read
 						for range 300 {
 							if _, err := fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", p.bigGET); err != nil {
@@ -83,10 +84,7 @@ func TestStalledConnectionsAreClosed(t *testing.T) {
 							}
 						}
 					}()
-					defer func(c *net.TCPConn) {
-						start := time.Now()
-						closedWithin(t, c, start, nil)
-					}(c)
+					defer func(c *net.TCPConn, start time.Time) { closedWithin(t, c, start, nil) }(c, start)
 				}
 			})
 			t.Run("idle keep-alive", func(t *testing.T) {

@@ -29,6 +29,12 @@ const (
 	// MaxHeaderBytes bounds the request line and headers together: 64 KiB.
 	// net/http allows 4096 bytes beyond its setting, hence the difference.
 	MaxHeaderBytes = 64<<10 - 4096
+	// SendBuffer bounds the kernel's send buffer of each connection: a client
+	// that stops reading holds at most this much of the server's memory, and
+	// meets WriteTimeout once it is full (the kernel would otherwise grow it
+	// to megabytes, and a never-reading client be answered into it for a
+	// long while). 256 KiB keeps 2.5 MB/s on a 100 ms round trip.
+	SendBuffer = 256 << 10
 )
 
 // Server is an http.Server with the limits, and a count of its open
@@ -62,6 +68,21 @@ func New(h http.Handler) *Server {
 		},
 	}
 	return s
+}
+
+// Serve accepts connections on ln, each with its send buffer bounded
+// (SendBuffer), and serves them.
+func (s *Server) Serve(ln net.Listener) error { return s.Server.Serve(boundedListener{ln}) }
+
+// boundedListener sets each accepted TCP connection's send buffer.
+type boundedListener struct{ net.Listener }
+
+func (l boundedListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if tc, ok := c.(*net.TCPConn); ok {
+		_ = tc.SetWriteBuffer(SendBuffer)
+	}
+	return c, err
 }
 
 // Open is how many connections the server holds open.
