@@ -43,6 +43,52 @@ func (w *Worker) publishAndAck(ctx context.Context, items []*item, batchStart ti
 	if err != nil {
 		w.settleAll(pending, w.nakFor(err, len(pending)))
 	}
+	w.logBatch(items, pending, batchStart)
+}
+
+// logBatch sums a batch up in one info line: its outcomes published by
+// type and code, how many were stored before (replayed), what was handed
+// back, its stream sequences and how long it took. A line per outcome, at
+// 20,000 outcomes a second, cost the worker a tenth of its CPU and the
+// operator's log its readability: those are at debug level (logOutcome).
+func (w *Worker) logBatch(items, handedBack []*item, start time.Time) {
+	ce := w.log.Check(zap.InfoLevel, "batch published")
+	if ce == nil {
+		return
+	}
+	created, replayed := 0, 0
+	rejected := map[string]int{}
+	var first, last uint64
+	for _, it := range items {
+		if it.meta != nil {
+			if s := it.meta.Sequence.Stream; first == 0 || s < first {
+				first = s
+			}
+			last = max(last, it.meta.Sequence.Stream)
+		}
+	}
+	back := make(map[*item]bool, len(handedBack))
+	for _, it := range handedBack {
+		back[it] = true
+	}
+	for _, it := range items {
+		o := it.outcome
+		if o == nil || back[it] {
+			continue
+		}
+		if o.Replayed {
+			replayed++
+		}
+		if o.Type == domain.TypeCreated {
+			created++
+			continue
+		}
+		rejected[string(o.Code)]++
+	}
+	fields := []zap.Field{zap.Int("size", len(items)), zap.Int("created", created), zap.Any("rejected", rejected),
+		zap.Int("replayed", replayed), zap.Int("handed_back", len(handedBack)),
+		zap.Uint64("first_seq", first), zap.Uint64("last_seq", last), zap.Duration("took", time.Since(start))}
+	ce.Write(fields...)
 }
 
 // publishOnce publishes the outcomes of pending at once and acknowledges each
@@ -82,7 +128,7 @@ func (w *Worker) publishRound(ctx context.Context, pending []*item, batchStart t
 	futures := make([]jetstream.PubAckFuture, len(pending))
 	errs := make([]error, len(pending))
 	for i, it := range pending {
-		if errs[i] = w.eventsLimit.check(client.EventMsg(*it.outcome)); errs[i] == nil {
+		if errs[i] = w.eventsLimit.check(*it.outcome); errs[i] == nil {
 			futures[i], errs[i] = client.PublishOutcome(w.js, *it.outcome)
 		}
 	}
@@ -147,7 +193,7 @@ func awaitPubAck(ctx context.Context, f jetstream.PubAckFuture, timeout *time.Ti
 }
 
 func (w *Worker) logOutcome(it *item) {
-	ce := w.log.Check(zap.InfoLevel, "outcome published")
+	ce := w.log.Check(zap.DebugLevel, "outcome published")
 	if ce == nil {
 		return
 	}

@@ -92,7 +92,7 @@ func TestTwoProcessesExactlyOneOutcomeEach(t *testing.T) {
 			t.Fatalf("worker %d after SIGTERM: %v\n%s", i+1, err, p.output())
 		}
 		out, _ := os.ReadFile(p.log)
-		if !bytes.Contains(out, []byte(`"outcome published"`)) {
+		if !bytes.Contains(out, []byte(`"batch published"`)) {
 			t.Errorf("worker %d published no outcome: the two did not share the work", i+1)
 		}
 	}

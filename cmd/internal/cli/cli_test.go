@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -154,11 +155,38 @@ func TestConsoleLogger(t *testing.T) {
 	if strings.HasPrefix(line, "{") || !strings.Contains(line, "INFO  worker started") || !strings.Contains(line, `{"batch_size": 500}`) {
 		t.Fatalf("console line: %q", line)
 	}
-	j, _ := Logger("info", &jsonOut)
+	out := &lockedBuffer{b: &jsonOut}
+	j, _ := Logger("info", out)
 	j.Info("worker started")
-	if !strings.HasPrefix(jsonOut.String(), `{"level":"info"`) {
-		t.Fatalf("JSON line: %q", jsonOut.String())
+	if got := out.String(); got != "" {
+		t.Fatalf("an info line written at once (%q): info lines are buffered", got)
 	}
+	j.Warn("careful")
+	if got := out.String(); !strings.HasPrefix(got, `{"level":"info"`) || !strings.Contains(got, `"msg":"careful"`) {
+		t.Fatalf("after a warning, JSON lines: %q, want the buffered info line, then the warning", got)
+	}
+	j.Info("later")
+	if err := j.Sync(); err != nil || !strings.Contains(out.String(), `"msg":"later"`) {
+		t.Fatalf("Sync did not write the buffered line: %v %q", err, out.String())
+	}
+}
+
+// lockedBuffer is a buffer the logger's flushing goroutine may write to.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  *bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 // TestTracingFollowsOTELVariables: no OTEL_* variable, no exporter (spans
