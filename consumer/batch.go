@@ -19,9 +19,7 @@ type item struct {
 	meta    *jetstream.MsgMetadata
 	env     domain.Envelope
 	outcome *domain.Outcome
-	pos     string    // event id of a rejection without command id: from the original position (a replay carries it)
-	at      time.Time // when the original command was stored
-	suspect bool      // redelivered without this worker handing it back: it may have crashed a worker (crash.go)
+	suspect bool // redelivered without this worker handing it back: it may have crashed a worker (crash.go)
 }
 
 // newItem decodes a command message.
@@ -101,13 +99,13 @@ func (w *Worker) prepare(batch []jetstream.Msg) (items, todo []*item) {
 			w.cfg.Observer.Redelivered()
 			it.suspect = w.naked.suspect(it)
 		}
-		it.pos, it.at = position(m, it.meta)
 		items[i] = it
 		if it.env.CommandID == "" {
 			// No command id, no idempotency key: the event id derives from the
 			// message's place in the stream, so a redelivery re-publishes the
 			// very same event.
-			o := domain.NewRejected(w.cfg.Source, it.pos, "", it.at, it.env.Reject)
+			pos, at := position(m, it.meta)
+			o := domain.NewRejected(w.cfg.Source, pos, "", at, it.env.Reject)
 			it.outcome = &o
 			continue
 		}

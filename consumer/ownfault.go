@@ -60,12 +60,14 @@ func (l *eventsLimit) load(ctx context.Context, js jetstream.JetStream) {
 	l.bytes.Store(max(0, int64(s.CachedInfo().Config.MaxMsgSize)))
 }
 
-// check is an *errTooLarge when m is larger than the limit, else nil.
-func (l *eventsLimit) check(m *nats.Msg) error {
+// check is an *errTooLarge when o's event message is larger than the
+// limit, else nil; with no limit (the default) it costs nothing.
+func (l *eventsLimit) check(o domain.Outcome) error {
 	limit := l.bytes.Load()
-	if limit <= 0 {
+	if limit <= 0 || int64(len(o.Event)) <= limit-1024 { // headers are far below 1 KiB
 		return nil
 	}
+	m := client.EventMsg(o)
 	size := len(m.Data) + headerLen(m)
 	if int64(size) <= limit {
 		return nil
