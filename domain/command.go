@@ -88,21 +88,21 @@ func ParseCommand(body []byte) Envelope {
 	}
 	top, _ := splitObject(body)
 
-	id, ok := jsonString(top["command_id"])
+	id, ok := jsonString(top.get("command_id"))
 	if !ok || id == "" || utf8.RuneCountInString(id) > MaxCommandIDLen || strings.ContainsRune(id, 0) {
 		return Envelope{Reject: &Error{Code: CodeInvalidArgument,
 			Message: "command_id: must be a string of 1 to 128 characters"}}
 	}
 	env := Envelope{CommandID: id, Command: Command{ID: id}}
 
-	actor, ok := jsonString(top["actor_id"])
+	actor, ok := jsonString(top.get("actor_id"))
 	if !ok || actor == "" || strings.ContainsRune(actor, 0) {
 		env.Reject = &Error{Code: CodeUnauthorized, Message: "actor_id: must be a non-empty string"}
 		return env
 	}
 	env.Command.ActorID = actor
 
-	sim, fields := validateSim(top["sim"])
+	sim, fields := validateSim(top.get("sim"))
 	if len(fields) > 0 {
 		env.Reject = fieldsError(fields)
 		return env
@@ -124,46 +124,46 @@ func validateSim(raw json.RawMessage) (SimInput, []FieldError) {
 	var errs []FieldError
 	fail := func(field, reason string) { errs = append(errs, FieldError{Field: field, Reason: reason}) }
 
-	if s, reason := stringField(obj["device_id"], true, 0); reason != "" {
+	if s, reason := stringField(obj.get("device_id"), true, 0); reason != "" {
 		fail("device_id", reason)
 	} else {
 		in.DeviceID = *s
 	}
-	if s, reason := stringField(obj["mno_integration_id"], false, 0); reason != "" {
+	if s, reason := stringField(obj.get("mno_integration_id"), false, 0); reason != "" {
 		fail("mno_integration_id", reason)
 	} else {
 		in.MNOIntegrationID = s
 	}
-	if s, reason := stringField(obj["iccid"], true, 0); reason != "" {
+	if s, reason := stringField(obj.get("iccid"), true, 0); reason != "" {
 		fail("iccid", reason)
 	} else if reason := iccidReason(*s); reason != "" {
 		fail("iccid", reason)
 	} else {
 		in.ICCID = *s
 	}
-	if s, reason := stringField(obj["msisdn"], false, MaxMSISDNLen); reason != "" {
+	if s, reason := stringField(obj.get("msisdn"), false, MaxMSISDNLen); reason != "" {
 		fail("msisdn", reason)
 	} else {
 		in.MSISDN = s
 	}
-	if s, reason := stringField(obj["status"], false, MaxStatusLen); reason != "" {
+	if s, reason := stringField(obj.get("status"), false, MaxStatusLen); reason != "" {
 		fail("status", reason)
 	} else if s == nil {
 		in.Status = DefaultStatus
 	} else {
 		in.Status = *s
 	}
-	if s, reason := stringField(obj["communication_plan"], false, MaxPlanLen); reason != "" {
+	if s, reason := stringField(obj.get("communication_plan"), false, MaxPlanLen); reason != "" {
 		fail("communication_plan", reason)
 	} else {
 		in.CommunicationPlan = s
 	}
-	if s, reason := stringField(obj["rate_plan"], false, MaxPlanLen); reason != "" {
+	if s, reason := stringField(obj.get("rate_plan"), false, MaxPlanLen); reason != "" {
 		fail("rate_plan", reason)
 	} else {
 		in.RatePlan = s
 	}
-	if md, reason := metadataField(obj["sim_metadata"]); reason != "" {
+	if md, reason := metadataField(obj.get("sim_metadata")); reason != "" {
 		fail("sim_metadata", reason)
 	} else {
 		in.SimMetadata = md

@@ -49,19 +49,22 @@ type Decision struct {
 // batch order, leaving the database work to its caller. Its steps come in
 // this order, each taking what the database answered to the one before:
 //
-//	b, err := NewBatch(envs)        // b.CommandIDs(): read their stored outcomes
-//	cmds := b.Plan(stored)          // fetch the facts of checks 4 to 6 for cmds
+//	b, err := NewBatch(envs)        // read the stored outcomes of b.CommandIDs() and
+//	                                // the facts of checks 4 to 6 of b.Asks(), in one round trip
+//	b.Plan(stored)                  // stored outcomes win
 //	cands := b.Decide(facts)        // insert the candidates' SIMs
 //	decided := b.Settle(inserted)   // build an outcome for each decision
 //	outs := b.Outcomes(fresh)       // store fresh; outs answers envs
 type Batch struct {
 	envs  []Envelope
-	first []int     // first[i]: the index of the first envelope with envs[i]'s command id
-	ids   []string  // the distinct command ids, in batch order
-	outs  []Outcome // by envelope; a stored one once Plan has run, all once Outcomes has
+	first []int       // first[i]: the index of the first envelope with envs[i]'s command id
+	ids   []string    // the distinct command ids, in batch order
+	asks  []*Command  // the distinct commands that passed checks 1 to 3, in batch order
+	askOf map[int]int // envelope index: its command's index in asks
+	outs  []Outcome   // by envelope; a stored one once Plan has run, all once Outcomes has
 	// decided holds the commands without a stored outcome. Until Decide runs,
-	// those without Reject are the ones Plan returned; until Settle runs,
-	// those without Reject are the candidates Decide returned.
+	// those without Reject are the ones whose facts decide them; until Settle
+	// runs, those without Reject are the candidates Decide returned.
 	decided []Decision
 }
 
@@ -69,7 +72,8 @@ type Batch struct {
 // envelope without one (check 1 failed) has no outcome to store, and NewBatch
 // returns an error.
 func NewBatch(envs []Envelope) (Batch, error) {
-	b := Batch{envs: envs, first: make([]int, len(envs)), ids: make([]string, 0, len(envs)), outs: make([]Outcome, len(envs))}
+	b := Batch{envs: envs, first: make([]int, len(envs)), ids: make([]string, 0, len(envs)), outs: make([]Outcome, len(envs)),
+		asks: make([]*Command, 0, len(envs)), askOf: make(map[int]int, len(envs))}
 	firstOf := make(map[string]int, len(envs))
 	for i, env := range envs {
 		if env.CommandID == "" {
@@ -81,6 +85,10 @@ func NewBatch(envs []Envelope) (Batch, error) {
 		}
 		b.first[i], firstOf[env.CommandID] = i, i
 		b.ids = append(b.ids, env.CommandID)
+		if env.Reject == nil {
+			b.askOf[i] = len(b.asks)
+			b.asks = append(b.asks, &b.envs[i].Command)
+		}
 	}
 	return b, nil
 }
@@ -88,12 +96,16 @@ func NewBatch(envs []Envelope) (Batch, error) {
 // CommandIDs are the batch's distinct command ids, in batch order.
 func (b *Batch) CommandIDs() []string { return b.ids }
 
+// Asks are the commands whose facts of checks 4 to 6 decide them: the
+// batch's distinct commands that passed checks 1 to 3, in batch order. They
+// are asked for before the stored outcomes are known (one round trip for
+// both): a command found stored ignores its facts.
+func (b *Batch) Asks() []*Command { return b.asks }
+
 // Plan takes the outcomes stored for some of the batch's command ids, which
-// win over anything the batch would decide, and returns the commands that
-// need the facts of checks 4 to 6: those with no stored outcome whose
-// envelope passed checks 1 to 3 (an envelope with Reject set is rejected
-// without the database). A command id repeated in the batch counts once.
-func (b *Batch) Plan(stored []Outcome) []*Command {
+// win over anything the batch would decide. A command id repeated in the
+// batch counts once.
+func (b *Batch) Plan(stored []Outcome) {
 	known := 0
 	if len(stored) > 0 { // only redeliveries and replays: a new batch builds no map
 		firstOf := make(map[string]int, len(b.ids))
@@ -111,21 +123,16 @@ func (b *Batch) Plan(stored []Outcome) []*Command {
 		}
 	}
 	b.decided = make([]Decision, 0, len(b.ids)-known)
-	cmds := make([]*Command, 0, cap(b.decided))
 	for i, j := range b.first {
 		if i != j || b.outs[i].CommandID != "" {
 			continue // a repeat, or stored
 		}
 		env := &b.envs[i]
 		b.decided = append(b.decided, Decision{CommandID: env.CommandID, Reject: env.Reject, at: i})
-		if env.Reject == nil {
-			cmds = append(cmds, &env.Command)
-		}
 	}
-	return cmds
 }
 
-// Decide takes the facts of the commands Plan returned (facts[k] is about
+// Decide takes the facts of the commands Asks returned (facts[k] is about
 // the k-th) and returns the SIMs to insert. A command failing checks 4 to 6
 // is rejected and claims nothing; of those passing, the first in batch order
 // to want an ICCID is the candidate for it, and a later one is rejected with
@@ -133,13 +140,11 @@ func (b *Batch) Plan(stored []Outcome) []*Command {
 func (b *Batch) Decide(facts []Facts) []Candidate {
 	cands := make([]Candidate, 0, len(facts))
 	wanted := make(map[string]bool, len(facts))
-	k := 0
 	for d := range b.decided {
 		if b.decided[d].Reject != nil {
 			continue
 		}
-		f, cmd := facts[k], &b.envs[b.decided[d].at].Command
-		k++
+		f, cmd := facts[b.askOf[b.decided[d].at]], &b.envs[b.decided[d].at].Command
 		switch e := f.Check(); {
 		case e != nil:
 			b.decided[d].Reject = e

@@ -99,7 +99,7 @@ func runBatch(t *testing.T, envs []Envelope, prev []Outcome, facts map[string]Fa
 		t.Fatal(err)
 	}
 	var fs []Facts
-	for _, c := range b.Plan(prev) {
+	for _, c := range b.Asks() {
 		run.asked = append(run.asked, c.ID)
 		f, ok := facts[c.ID]
 		if !ok {
@@ -107,6 +107,7 @@ func runBatch(t *testing.T, envs []Envelope, prev []Outcome, facts map[string]Fa
 		}
 		fs = append(fs, f)
 	}
+	b.Plan(prev)
 	var inserted []Sim
 	for _, c := range b.Decide(fs) {
 		run.cands = append(run.cands, c.Command.ID)
@@ -218,11 +219,11 @@ func TestBatchDecidesAsOneAtATime(t *testing.T) {
 		{name: "repeated command id of a rejected envelope",
 			envs: []Envelope{InternalEnvelope("c1"), cmd("c1", x)},
 			want: decideRun{outs: []string{"ev-c1 500 internal", "ev-c1 500 internal replayed"}}},
-		{name: "stored outcome is returned, repeats too, without checks",
+		{name: "stored outcome is returned, repeats too, its facts ignored",
 			envs: []Envelope{cmd("c1", x), cmd("c2", x), cmd("c1", x)}, prev: []Outcome{stored("c1"), stored("other"), stored("more")},
-			facts: map[string]Facts{"c2": pass},
+			facts: map[string]Facts{"c1": noGrant, "c2": pass},
 			want: decideRun{outs: []string{"stored-c1 404 not_found mno_integration_id replayed", "ev-c2 201",
-				"stored-c1 404 not_found mno_integration_id replayed"}, asked: []string{"c2"}, cands: []string{"c2"}}},
+				"stored-c1 404 not_found mno_integration_id replayed"}, asked: []string{"c1", "c2"}, cands: []string{"c2"}}},
 		{name: "stored outcome wins over Reject",
 			envs: []Envelope{InternalEnvelope("c1")}, prev: []Outcome{stored("c1")},
 			want: decideRun{outs: []string{"stored-c1 404 not_found mno_integration_id replayed"}}},

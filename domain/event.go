@@ -105,11 +105,12 @@ func (o Outcome) PublishSubject() string {
 func FormatTime(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000000Z07:00") }
 
 // NewCreated builds the sim.created outcome for a stored SIM. Its metadata
-// must be compact JSON, as PostgreSQL's jsonb output or ParseCommand
-// gives it.
+// is a JSON object as PostgreSQL's jsonb prints it, as ParseCommand gives
+// it: not validated again here (it is most of the event), only checked to
+// be an object.
 func NewCreated(source, eventID, commandID string, sim Sim) (Outcome, error) {
-	if !json.Valid(sim.SimMetadata) {
-		return Outcome{}, errors.New("sim_metadata is not valid JSON")
+	if md := sim.SimMetadata; len(md) < 2 || md[0] != '{' || md[len(md)-1] != '}' {
+		return Outcome{}, errors.New("sim_metadata is not a JSON object")
 	}
 	// One buffer for the event and its data, which is most of it.
 	ev := appendEventHead(make([]byte, 0, 1024+len(sim.SimMetadata)), CloudEvent{

@@ -126,27 +126,48 @@ func decodeString(tok []byte, escaped bool) string {
 	return s
 }
 
-// splitObject returns the members of a valid JSON object, the last one
-// winning for a repeated key as in encoding/json; false when raw is not an
-// object.
-func splitObject(raw []byte) (map[string]json.RawMessage, bool) {
+// object is the members of a JSON object, as split from the text: each key
+// as sent (its quotes off; decoded only when it holds an escape), each
+// value's raw text.
+type object struct {
+	keys [][]byte
+	vals []json.RawMessage
+}
+
+// get is the value of the last member named name (the last one winning, as
+// in encoding/json); nil when there is none.
+func (o object) get(name string) json.RawMessage {
+	for k := len(o.keys) - 1; k >= 0; k-- {
+		if string(o.keys[k]) == name {
+			return o.vals[k]
+		}
+	}
+	return nil
+}
+
+// splitObject returns the members of a valid JSON object; false when raw is
+// not an object. It allocates two slices, whatever the members.
+func splitObject(raw []byte) (object, bool) {
 	i := skipSpace(raw, 0)
 	if i >= len(raw) || raw[i] != '{' {
-		return nil, false
+		return object{}, false
 	}
-	m := make(map[string]json.RawMessage, 8)
+	o := object{keys: make([][]byte, 0, 8), vals: make([]json.RawMessage, 0, 8)}
 	i = skipSpace(raw, i+1)
 	for i < len(raw) && raw[i] != '}' {
 		end, escaped, _ := skipString(raw, i)
-		key := decodeString(raw[i:end], escaped)
+		key := raw[i+1 : end-1]
+		if escaped {
+			key = []byte(decodeString(raw[i:end], escaped))
+		}
 		i = skipSpace(raw, end)
 		i = skipSpace(raw, i+1) // the colon
 		vend := skipValue(raw, i)
-		m[key] = raw[i:vend]
+		o.keys, o.vals = append(o.keys, key), append(o.vals, raw[i:vend])
 		i = skipSpace(raw, vend)
 		if i < len(raw) && raw[i] == ',' {
 			i = skipSpace(raw, i+1)
 		}
 	}
-	return m, true
+	return o, true
 }

@@ -40,10 +40,13 @@ func scanOutcome(row pgx.CollectableRow) (outcomeRow, error) {
 	return o, err
 }
 
+// outcomesOfSQL selects the outcomes stored for the ids $1, oldest first.
+const outcomesOfSQL = `SELECT ` + outcomeColumns + ` FROM processed_commands
+	WHERE command_id = ANY($1) AND event IS NOT NULL ORDER BY processed_at, command_id`
+
 // queryOutcomesOf selects the outcomes stored for ids, oldest first.
 func queryOutcomesOf(ctx context.Context, q querier, ids []string) (pgx.Rows, error) {
-	return q.Query(ctx, `SELECT `+outcomeColumns+` FROM processed_commands
-		WHERE command_id = ANY($1) AND event IS NOT NULL ORDER BY processed_at, command_id`, ids)
+	return q.Query(ctx, outcomesOfSQL, ids)
 }
 
 // queryOutcomesAfter selects up to limit stored outcomes that come after
@@ -57,6 +60,13 @@ func queryOutcomesAfter(ctx context.Context, q querier, at time.Time, commandID 
 // storedOutcomes reads the outcomes earlier transactions stored for ids.
 func storedOutcomes(ctx context.Context, tx pgx.Tx, ids []string) ([]domain.Outcome, error) {
 	rows, err := queryOutcomesOf(ctx, tx, ids)
+	return collectOutcomes(rows, err)
+}
+
+// readOutcomes reads the answer to outcomesOfSQL on a pipeline.
+func readOutcomes(br pgx.BatchResults) ([]domain.Outcome, error) { return collectOutcomes(br.Query()) }
+
+func collectOutcomes(rows pgx.Rows, err error) ([]domain.Outcome, error) {
 	if err != nil {
 		return nil, err
 	}

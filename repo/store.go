@@ -70,16 +70,15 @@ func (s *Store) decideBatch(ctx context.Context, tx pgx.Tx, envs []domain.Envelo
 		return nil, err
 	}
 	now := s.now().UTC().Truncate(time.Microsecond)
-	// A command decided concurrently by another transaction and not yet
-	// committed is not seen here: insertOutcomes catches it.
-	stored, err := storedOutcomes(ctx, tx, b.CommandIDs())
+	// One round trip: the stored outcomes, the facts, the savepoint the SIMs'
+	// copy may roll back to. A command decided concurrently by another
+	// transaction and not yet committed is not seen here: insertOutcomes
+	// catches it.
+	stored, facts, err := readBatch(ctx, tx, b.CommandIDs(), b.Asks())
 	if err != nil {
 		return nil, err
 	}
-	facts, err := accessFacts(ctx, tx, b.Plan(stored))
-	if err != nil {
-		return nil, err
-	}
+	b.Plan(stored)
 	inserted, err := insertSims(ctx, tx, b.Decide(facts), now)
 	if err != nil {
 		return nil, err
@@ -107,6 +106,27 @@ func (s *Store) decideBatch(ctx context.Context, tx pgx.Tx, envs []domain.Envelo
 		return nil, err
 	}
 	return b.Outcomes(fresh), nil
+}
+
+// readBatch reads, in one round trip, the outcomes stored for ids and the
+// facts of asks, and sets simsSavepoint.
+func readBatch(ctx context.Context, tx pgx.Tx, ids []string, asks []*domain.Command) ([]domain.Outcome, []domain.Facts, error) {
+	b := &pgx.Batch{}
+	b.Queue(outcomesOfSQL, ids)
+	if len(asks) > 0 {
+		queueFacts(b, asks)
+	}
+	b.Queue(simsSavepoint)
+	br := tx.SendBatch(ctx, b)
+	stored, err := readOutcomes(br)
+	var facts []domain.Facts
+	if err == nil && len(asks) > 0 {
+		facts, err = readFacts(br, len(asks))
+	}
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	return stored, facts, err
 }
 
 // errRaced: another transaction stored an outcome for one of the batch's

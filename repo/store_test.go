@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+
 	"simworker/domain"
 	"simworker/repo"
 )
@@ -119,5 +121,37 @@ func TestStoredOutcomesPages(t *testing.T) {
 	same("since", all[2:], outs)
 	if got := read(time.Now().Add(time.Minute), nil); len(got) != 0 {
 		t.Fatalf("since a later time: %d outcomes", len(got))
+	}
+}
+
+// TestCreatedEventIsTheStoredRow: the SIM a created event announces is made
+// by the worker, not read back: it must be the stored row, byte for byte in
+// the event (metadata as jsonb prints it, times, defaults), for every field.
+func TestCreatedEventIsTheStoredRow(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool, store := prepared(t)
+	env := domain.ParseCommand([]byte(`{"command_id":"c-row","actor_id":"u-root","sim":{"device_id":"d-a","iccid":"8949000000000000777",
+		"msisdn":"4915112345678","status":"active","communication_plan":"IoT EU","rate_plan":"Flex 1GB",
+		"sim_metadata":{"zz":1e3,"a":[1.50,-0.0,"\u00e9\n"],"a":{"k":"last","b":null},"mm":{"y":true,"x":0.001e2}}}}`))
+	outs, err := store.Handle(ctx, []domain.Envelope{env})
+	if err != nil || outs[0].Type != domain.TypeCreated {
+		t.Fatalf("%v %+v", err, outs)
+	}
+	sim, err := repo.VisibleSim(ctx, pool, uuid.MustParse(outs[0].SimID), "u-root")
+	if err != nil || sim == nil {
+		t.Fatalf("the stored row: %v %v", sim, err)
+	}
+	fromRow, err := domain.NewCreated(domain.DefaultSource, outs[0].EventID, "c-row", *sim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(fromRow.Event) != string(outs[0].Event) {
+		t.Fatalf("the event announces\n%s\nthe stored row is\n%s", outs[0].Event, fromRow.Event)
+	}
+	var md string
+	if err := pool.QueryRow(ctx, `SELECT sim_metadata::text FROM sims WHERE id = $1`, outs[0].SimID).Scan(&md); err != nil ||
+		md != `{"a": {"b": null, "k": "last"}, "mm": {"x": 0.1, "y": true}, "zz": 1000}` {
+		t.Fatalf("stored metadata %s (%v)", md, err)
 	}
 }
