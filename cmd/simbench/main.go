@@ -35,6 +35,11 @@ type options struct {
 	cpuProfile  string
 	http        bool
 	httpOnly    bool
+	compare     string
+	pairs       int
+	cmpCommands int
+	paced       int
+	ptPairs     int
 }
 
 func main() {
@@ -53,8 +58,22 @@ func main() {
 	flag.BoolVar(&o.http, "http", true, "also measure the HTTP API (simworker api) in front of the worker")
 	flag.BoolVar(&o.httpOnly, "http-only", false, "measure only the worker end to end and the HTTP API beside it (no limits, latency or scaling runs)")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the worker during the throughput run here")
+	flag.StringVar(&o.compare, "compare", "", "paired runs instead of the table: worker binaries (NAME=PATH or PATH), comma-separated, "+
+		"and 'passthrough' for the pass-through worker; each run in turn, -pairs times, on the same workload")
+	flag.IntVar(&o.pairs, "pairs", 5, "with -compare: how many times each subject runs")
+	flag.IntVar(&o.cmpCommands, "compare-commands", 100000, "with -compare: valid commands published at once in each run")
+	flag.IntVar(&o.paced, "paced", 5000, "with -compare: commands then offered at 1,000/s in the same run, for p99")
+	flag.IntVar(&o.ptPairs, "passthrough-pairs", 3, "runs of the worker and the pass-through worker, alternating, for their ratio")
+	passthroughWorker := flag.Bool("passthrough-worker", false, "run as the pass-through worker (NATS_URL, DATABASE_URL): what `make bench` measures the worker against")
 	quick := flag.Bool("quick", false, "a run of under a minute: 20,000 commands, 2 s per rate, 1,000 naive")
 	flag.Parse()
+	if *passthroughWorker {
+		if err := passThrough(); err != nil {
+			fmt.Fprintln(os.Stderr, "simbench -passthrough-worker:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	for _, r := range strings.Split(rates, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(r))
 		if err != nil || n <= 0 {
@@ -75,6 +94,12 @@ func main() {
 		if !set["latency-duration"] {
 			o.latencyFor = 2 * time.Second
 		}
+		if !set["passthrough-pairs"] {
+			o.ptPairs = 1
+		}
+		if !set["paced"] {
+			o.paced = 2000
+		}
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
@@ -91,6 +116,13 @@ func run(ctx context.Context, o options) error {
 		return err
 	}
 	defer stop()
+	if o.compare != "" {
+		subjects, err := subjectsOf(o.compare)
+		if err != nil {
+			return err
+		}
+		return b.compare(ctx, subjects, o.pairs, o.cmpCommands, o.paced)
+	}
 	b.logf("generating %d commands", o.commands)
 	cmds := generate(o.commands, 0)
 	b.header(cmds)
@@ -114,6 +146,9 @@ func run(ctx context.Context, o options) error {
 		return err
 	}
 	if err := b.measureLatency(ctx); err != nil {
+		return err
+	}
+	if err := b.measurePassThrough(ctx, b.o.ptPairs); err != nil {
 		return err
 	}
 	if b.o.http {

@@ -75,6 +75,60 @@ func (b *bench) measureWorker(ctx context.Context, cmds []command, l limits) (fl
 	return w, nil
 }
 
+// measurePassThrough: the worker beside the pass-through worker (the least
+// any correct worker must do, passthrough.go) on the same valid commands,
+// alternating, pairs times; then the medians: the rates and their ratio,
+// the worker's CPU and allocations per command, and p99 publish to outcome
+// at 1,000/s for both, with the targets (0.85 of the pass-through; p99 at
+// most 10 ms).
+func (b *bench) measurePassThrough(ctx context.Context, pairs int) error {
+	n := b.o.commands / 2
+	cmds, paced := generateValid(n, "pt", 0), generateValid(max(1000, b.o.paced), "ptpaced", n)
+	worker, pass := subject{name: "worker", bin: b.o.workerBin}, subject{name: "passthrough"}
+	var wr, pr []runResult
+	for p := range pairs {
+		for _, s := range []subject{worker, pass} {
+			b.logf("pass-through pair %d/%d: %s", p+1, pairs, s.name)
+			r, err := b.runSubject(ctx, s, cmds, paced, 1000, "")
+			if err != nil {
+				return err
+			}
+			if s.bin == "" {
+				pr = append(pr, r)
+			} else {
+				wr = append(wr, r)
+			}
+		}
+	}
+	med := func(rs []runResult, f func(runResult) float64) float64 {
+		v := make([]float64, len(rs))
+		for i, r := range rs {
+			v[i] = f(r)
+		}
+		return median(v)
+	}
+	ratios := make([]float64, pairs)
+	for i := range ratios {
+		ratios[i] = wr[i].rate / pr[i].rate
+	}
+	rateOf := func(r runResult) float64 { return r.rate }
+	p99 := func(r runResult) float64 { return float64(r.lat.p99.Microseconds()) / 1000 }
+	verdict := func(ok bool) string { return map[bool]string{true: "met", false: "not met"}[ok] }
+	b.result("pass-through worker", rate(med(pr, rateOf)), fmt.Sprintf("the least any correct worker does: decode, COPY the SIM and outcome rows, publish, ack; %d valid commands, median of %d runs", n, pairs))
+	b.result("worker, same commands", rate(med(wr, rateOf)), fmt.Sprintf("median of %d runs, alternating with the pass-through", pairs))
+	b.result("worker / pass-through", fmt.Sprintf("%.2f", median(ratios)), fmt.Sprintf("median of the %d paired ratios; target at least 0.85: %s", pairs, verdict(median(ratios) >= 0.85)))
+	b.result("worker CPU and allocations per command", fmt.Sprintf("%.1f µs, %.0f allocations (%.0f bytes)",
+		med(wr, func(r runResult) float64 { return float64(r.workerCPU().Nanoseconds()) / 1000 }),
+		med(wr, func(r runResult) float64 { return r.allocs }), med(wr, func(r runResult) float64 { return r.allocBytes })),
+		fmt.Sprintf("medians; the pass-through's CPU: %.1f µs; PostgreSQL's per command: worker %.1f µs, pass-through %.1f µs",
+			med(pr, func(r runResult) float64 { return float64(r.workerCPU().Nanoseconds()) / 1000 }),
+			med(wr, func(r runResult) float64 { return float64(r.cpu.postgres.Nanoseconds()) / 1000 / float64(r.n) }),
+			med(pr, func(r runResult) float64 { return float64(r.cpu.postgres.Nanoseconds()) / 1000 / float64(r.n) })))
+	b.result("p99 at 1,000/s, same runs", fmt.Sprintf("worker %.1f ms, pass-through %.1f ms", med(wr, p99), med(pr, p99)),
+		fmt.Sprintf("%d commands paced after each throughput run, publish to outcome, medians; target at most 10 ms: %s", len(paced), verdict(med(wr, p99) <= 10)))
+	return nil
+}
+
 // measureHTTP: the HTTP API in front of the worker, beside the NATS path's
 // end-to-end rate w, with the targets.
 func (b *bench) measureHTTP(ctx context.Context, w float64) error {
