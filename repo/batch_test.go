@@ -106,9 +106,34 @@ func signature(t *testing.T, o domain.Outcome) string {
 	return fmt.Sprintf("%s %d %s replayed=%v %s", ev.Type, o.Status, o.Code, o.Replayed, d)
 }
 
+// padded is envs with n valid commands of fresh ICCIDs after them: a batch
+// large enough to be written with COPY rather than INSERT.
+func padded(envs []domain.Envelope, n int) []domain.Envelope {
+	for i := range n {
+		envs = append(envs, domain.ParseCommand([]byte(fmt.Sprintf(
+			`{"command_id":"pad-%d","actor_id":"u-root","sim":{"device_id":"d-a","iccid":"8949%015d"}}`, i, 5000+i))))
+	}
+	return envs
+}
+
+// TestBatchEqualsOneAtATime: a batch decides as the commands one at a time
+// would, small (its rows inserted with one INSERT each) and large (with
+// COPY); its ICCID stored before makes the optimistic insert fail and the
+// batch decided again.
 func TestBatchEqualsOneAtATime(t *testing.T) {
 	t.Parallel()
-	envs := mixedEnvelopes()
+	for _, size := range []struct {
+		name string
+		pad  int
+	}{{"small", 0}, {"large", 2 * 64}} {
+		t.Run(size.name, func(t *testing.T) {
+			t.Parallel()
+			batchEqualsOneAtATime(t, padded(mixedEnvelopes(), size.pad))
+		})
+	}
+}
+
+func batchEqualsOneAtATime(t *testing.T, envs []domain.Envelope) {
 	seqPool, _ := prepared(t)
 	want := decideOneAtATime(t, seqPool, envs)
 	batchPool, batchStore := prepared(t)
@@ -170,6 +195,18 @@ func TestBatchEqualsOneAtATime(t *testing.T) {
 // else exactly once.
 func TestBatchRacesAnotherTransaction(t *testing.T) {
 	t.Parallel()
+	for _, size := range []struct {
+		name string
+		pad  int
+	}{{"small", 0}, {"large", 2 * 64}} {
+		t.Run(size.name, func(t *testing.T) {
+			t.Parallel()
+			batchRacesAnotherTransaction(t, size.pad)
+		})
+	}
+}
+
+func batchRacesAnotherTransaction(t *testing.T, pad int) {
 	ctx := context.Background()
 	pool, store := prepared(t)
 	other, err := pool.Begin(ctx)
@@ -198,6 +235,7 @@ func TestBatchRacesAnotherTransaction(t *testing.T) {
 	} {
 		envs = append(envs, domain.ParseCommand([]byte(b)))
 	}
+	envs = padded(envs, pad)
 	type result struct {
 		outs []domain.Outcome
 		err  error
@@ -247,5 +285,10 @@ func TestBatchRacesAnotherTransaction(t *testing.T) {
 	}
 	if outcomes != 3 || sims != 2 {
 		t.Fatalf("stored %d outcomes and %d SIMs, want 3 and 2", outcomes, sims)
+	}
+	for i := range pad {
+		if o := got[fmt.Sprintf("pad-%d", i)]; o.Type != domain.TypeCreated {
+			t.Fatalf("pad-%d: %s %s", i, o.Type, o.Code)
+		}
 	}
 }

@@ -17,15 +17,15 @@ import (
 func WriteUndecided(ctx context.Context, pool *pgxpool.Pool, cands []domain.Candidate, now time.Time,
 	outcome func(domain.Sim) domain.Outcome) error {
 	return translate(pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-		sims, err := insertSims(ctx, tx, cands, now)
-		if err != nil {
+		sims := makeSims(cands, now)
+		if err := copySims(ctx, tx, sims); err != nil {
 			return err
 		}
 		outs := make([]domain.Outcome, len(sims))
 		for k, s := range sims {
 			outs[k] = outcome(s)
 		}
-		return insertOutcomes(ctx, tx, outs)
+		return copyOutcomes(ctx, tx, outs)
 	}))
 }
 

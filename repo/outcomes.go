@@ -2,13 +2,11 @@ package repo
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -76,19 +74,20 @@ func collectOutcomes(rows pgx.Rows, err error) ([]domain.Outcome, error) {
 	})
 }
 
-// insertOutcomes stores the outcomes with COPY: the events (about 1 KB each)
+// outcomeCopyColumns are the columns outcomes are written with.
+var outcomeCopyColumns = []string{"command_id", "event_id", "event_type", "status", "code", "sim_id", "event"}
+
+// copyOutcomes stores the outcomes with COPY: the events (about 1 KB each)
 // stream to the server in bounded chunks instead of one array parameter that
 // pgx grows by doubling. The batch's command ids are distinct and none was
 // stored when the batch read stored outcomes, so a unique violation on the
-// primary key means another transaction decided one of them meanwhile (the
-// check waited for it to commit): the whole batch must be decided again.
-func insertOutcomes(ctx context.Context, tx pgx.Tx, outs []domain.Outcome) error {
+// primary key means another transaction decided one of them meanwhile.
+func copyOutcomes(ctx context.Context, db dbtx, outs []domain.Outcome) error {
 	if len(outs) == 0 {
 		return nil
 	}
-	row := make([]any, 7)
-	_, err := tx.CopyFrom(ctx, pgx.Identifier{"processed_commands"},
-		[]string{"command_id", "event_id", "event_type", "status", "code", "sim_id", "event"},
+	row := make([]any, len(outcomeCopyColumns))
+	_, err := db.CopyFrom(ctx, pgx.Identifier{"processed_commands"}, outcomeCopyColumns,
 		pgx.CopyFromSlice(len(outs), func(k int) ([]any, error) {
 			o := &outs[k]
 			// UUIDs go as 16 bytes: given a string, pgx's binary COPY
@@ -108,11 +107,31 @@ func insertOutcomes(ctx context.Context, tx pgx.Tx, outs []domain.Outcome) error
 			}
 			return row, nil
 		}))
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) && pgErr.Code == "23505" && pgErr.ConstraintName == "processed_commands_pkey" {
-		return errRaced
-	}
 	return err
+}
+
+// queueInsertOutcomes queues the insert of outs, as arrays, on a pipeline:
+// for a small batch, sent with its COMMIT.
+func queueInsertOutcomes(b *pgx.Batch, outs []domain.Outcome) {
+	n := len(outs)
+	ids, types, events := make([]string, n), make([]string, n), make([][]byte, n)
+	eventIDs, simIDs := make([]pgtype.UUID, n), make([]pgtype.UUID, n)
+	statuses, codes := make([]int32, n), make([]*string, n)
+	for k := range outs {
+		o := &outs[k]
+		ids[k], types[k], events[k], statuses[k] = o.CommandID, o.Type, o.Event, int32(o.Status)
+		eventIDs[k], _ = binaryUUID(o.EventID)
+		if o.SimID != "" {
+			simIDs[k], _ = binaryUUID(o.SimID)
+		}
+		if o.Code != "" {
+			c := string(o.Code)
+			codes[k] = &c
+		}
+	}
+	b.Queue(`INSERT INTO processed_commands (command_id, event_id, event_type, status, code, sim_id, event)
+		SELECT * FROM unnest($1::text[], $2::uuid[], $3::text[], $4::int4[], $5::text[], $6::uuid[], $7::bytea[])`,
+		ids, eventIDs, types, statuses, codes, simIDs, events)
 }
 
 func binaryUUID(s string) (pgtype.UUID, error) {

@@ -2,12 +2,11 @@ package repo
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"simworker/domain"
 )
@@ -68,24 +67,16 @@ func readFacts(br pgx.BatchResults, n int) ([]domain.Facts, error) {
 	return facts, err
 }
 
-// simsSavepoint marks the transaction before the SIMs are copied in: a
-// copy that meets a concurrent transaction's ICCID rolls back to it.
-const simsSavepoint = "SAVEPOINT sims"
+// dbtx is what the statements here run on: a connection or a
+// transaction.
+type dbtx interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	CopyFrom(ctx context.Context, table pgx.Identifier, columns []string, rows pgx.CopyFromSource) (int64, error)
+}
 
-// insertSims stores the candidates' SIMs (their ICCIDs distinct) and
-// returns those stored; a SIM whose ICCID is taken is simply absent. The
-// SIMs are made here, as the table's defaults would make them, so nothing
-// needs to be read back: their metadata is already the text jsonb prints
-// (domain.SimInput). They go in with COPY, which costs PostgreSQL about half
-// of an INSERT with ON CONFLICT (measured: 8 µs a SIM against 15). A taken
-// ICCID (stored before, or by a transaction still running, which the unique
-// index waits for) makes the copy fail on the unique constraint: then the
-// transaction rolls back to simsSavepoint, set before, and the SIMs go in
-// with INSERT ... ON CONFLICT DO NOTHING, which leaves out what is taken.
-func insertSims(ctx context.Context, tx pgx.Tx, cands []domain.Candidate, now time.Time) ([]domain.Sim, error) {
-	if len(cands) == 0 {
-		return nil, nil
-	}
+// makeSims makes the candidates' SIMs as the table's defaults would: the
+// stored row, byte for byte in the event (TestCreatedEventIsTheStoredRow).
+func makeSims(cands []domain.Candidate, now time.Time) []domain.Sim {
 	sims := make([]domain.Sim, len(cands))
 	for k, c := range cands {
 		in := &c.Command.Sim
@@ -93,25 +84,21 @@ func insertSims(ctx context.Context, tx pgx.Tx, cands []domain.Candidate, now ti
 			ICCID: in.ICCID, MSISDN: in.MSISDN, Status: in.Status, CommunicationPlan: in.CommunicationPlan, RatePlan: in.RatePlan,
 			SimMetadata: in.SimMetadata, CreatedAt: now, CreatedBy: c.Command.ActorID, UpdatedAt: now, UpdatedBy: c.Command.ActorID}
 	}
-	err := copySims(ctx, tx, sims)
-	var pgErr *pgconn.PgError
-	if !errors.As(err, &pgErr) || pgErr.Code != "23505" || pgErr.ConstraintName != "sims_iccid_key" {
-		return sims, err
-	}
-	if _, err := tx.Exec(ctx, "ROLLBACK TO SAVEPOINT sims"); err != nil {
-		return nil, err
-	}
-	return insertSimsRacing(ctx, tx, sims)
+	return sims
 }
 
-// simCopyColumns are the columns copySims fills; the others take their
-// defaults, which domain.Sim's zero values match.
+// simCopyColumns are the columns the SIMs are written with; the others
+// take their defaults, which domain.Sim's zero values match.
 var simCopyColumns = []string{"id", "company_id", "device_id", "mno_integration_id", "iccid", "msisdn", "status",
 	"communication_plan", "rate_plan", "sim_metadata", "created_at", "created_by", "updated_at", "updated_by"}
 
-func copySims(ctx context.Context, tx pgx.Tx, sims []domain.Sim) error {
+// copySims writes sims with COPY.
+func copySims(ctx context.Context, db dbtx, sims []domain.Sim) error {
+	if len(sims) == 0 {
+		return nil
+	}
 	row := make([]any, len(simCopyColumns))
-	_, err := tx.CopyFrom(ctx, pgx.Identifier{"sims"}, simCopyColumns, pgx.CopyFromSlice(len(sims), func(k int) ([]any, error) {
+	_, err := db.CopyFrom(ctx, pgx.Identifier{"sims"}, simCopyColumns, pgx.CopyFromSlice(len(sims), func(k int) ([]any, error) {
 		s := &sims[k]
 		id, err := binaryUUID(s.ID)
 		if err != nil {
@@ -125,28 +112,44 @@ func copySims(ctx context.Context, tx pgx.Tx, sims []domain.Sim) error {
 	return err
 }
 
+// insertSimsSQL inserts SIMs given as arrays, one element each, at the time $12.
+const insertSimsSQL = `
+	INSERT INTO sims (id, company_id, device_id, mno_integration_id, iccid, msisdn, status,
+	                  communication_plan, rate_plan, sim_metadata, created_at, created_by, updated_at, updated_by)
+	SELECT id, company_id, device_id, mno_id, iccid, msisdn, status, comm, rate, md::jsonb, $12, actor, $12, actor
+	FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+	            $8::text[], $9::text[], $10::text[], $11::text[])
+	     AS t(id, company_id, device_id, mno_id, iccid, msisdn, status, comm, rate, md, actor)`
+
+// simArrays are the arguments of insertSimsSQL for sims (all made at one
+// time, makeSims').
+func simArrays(sims []domain.Sim) []any {
+	n := len(sims)
+	ids := make([]pgtype.UUID, n)
+	companies, devices, iccids, statuses, actors, metadata := make([]string, n), make([]string, n), make([]string, n), make([]string, n),
+		make([]string, n), make([]string, n)
+	mnos, msisdns, comms, rates := make([]*string, n), make([]*string, n), make([]*string, n), make([]*string, n)
+	for k, s := range sims {
+		ids[k], _ = binaryUUID(s.ID)
+		companies[k], devices[k], iccids[k], statuses[k], actors[k], metadata[k] = s.CompanyID, s.DeviceID, s.ICCID, s.Status, s.CreatedBy, string(s.SimMetadata)
+		mnos[k], msisdns[k], comms[k], rates[k] = s.MNOIntegrationID, s.MSISDN, s.CommunicationPlan, s.RatePlan
+	}
+	return []any{ids, companies, devices, mnos, iccids, msisdns, statuses, comms, rates, metadata, actors, sims[0].CreatedAt}
+}
+
+// queueInsertSims queues the insert of sims on a pipeline.
+func queueInsertSims(b *pgx.Batch, sims []domain.Sim) { b.Queue(insertSimsSQL, simArrays(sims)...) }
+
 // insertSimsRacing inserts sims with ON CONFLICT on the ICCID and returns
 // those stored: a concurrent insert of the same ICCID waits for the first
 // transaction and then reports the conflict, without aborting this one.
-func insertSimsRacing(ctx context.Context, tx pgx.Tx, sims []domain.Sim) ([]domain.Sim, error) {
-	n := len(sims)
-	ids, companies := make([]string, n), make([]string, n)
-	devices, iccids, statuses, actors, metadata := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-	mnos, msisdns, comms, rates := make([]*string, n), make([]*string, n), make([]*string, n), make([]*string, n)
-	for k, s := range sims {
-		ids[k], companies[k], devices[k], iccids[k], statuses[k], actors[k], metadata[k] = s.ID, s.CompanyID, s.DeviceID, s.ICCID, s.Status, s.CreatedBy, string(s.SimMetadata)
-		mnos[k], msisdns[k], comms[k], rates[k] = s.MNOIntegrationID, s.MSISDN, s.CommunicationPlan, s.RatePlan
+func insertSimsRacing(ctx context.Context, db dbtx, sims []domain.Sim) ([]domain.Sim, error) {
+	if len(sims) == 0 {
+		return nil, nil
 	}
-	rows, err := tx.Query(ctx, `
-		INSERT INTO sims (id, company_id, device_id, mno_integration_id, iccid, msisdn, status,
-		                  communication_plan, rate_plan, sim_metadata, created_at, created_by, updated_at, updated_by)
-		SELECT id, company_id, device_id, mno_id, iccid, msisdn, status, comm, rate, md::jsonb, $12, actor, $12, actor
-		FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
-		            $8::text[], $9::text[], $10::text[], $11::text[])
-		     AS t(id, company_id, device_id, mno_id, iccid, msisdn, status, comm, rate, md, actor)
-		ON CONFLICT ON CONSTRAINT sims_iccid_key DO NOTHING
-		RETURNING iccid`,
-		ids, companies, devices, mnos, iccids, msisdns, statuses, comms, rates, metadata, actors, sims[0].CreatedAt)
+	rows, err := db.Query(ctx, insertSimsSQL+`
+	ON CONFLICT ON CONSTRAINT sims_iccid_key DO NOTHING
+	RETURNING iccid`, simArrays(sims)...)
 	if err != nil {
 		return nil, err
 	}
