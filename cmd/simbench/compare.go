@@ -75,6 +75,10 @@ func (b *bench) runSubject(ctx context.Context, s subject, cmds, paced []command
 	if err != nil {
 		return runResult{}, err
 	}
+	// Dropped once measured: autovacuum working through this run's 100,000
+	// rows would otherwise be paid for by the next run (PostgreSQL's CPU
+	// is the whole cluster's).
+	defer b.dropDatabase(dbURL)
 	// The worker's own defaults, as a user runs it (its log at info, one
 	// line per outcome, to a file).
 	env := []string{"NATS_URL=" + b.natsURL, "DATABASE_URL=" + dbURL}
@@ -194,6 +198,24 @@ func (b *bench) emptyDatabase(ctx context.Context) (string, error) {
 	}
 	u.Path = "/" + name
 	return u.String(), nil
+}
+
+// dropDatabase drops the database of dbURL, its connections closed first.
+func (b *bench) dropDatabase(dbURL string) {
+	u, err := url.Parse(dbURL)
+	if err != nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, b.serverURL)
+	if err != nil {
+		return
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{strings.TrimPrefix(u.Path, "/")}.Sanitize()+" WITH (FORCE)"); err != nil {
+		b.logf("drop %s: %v", u.Path, err)
+	}
 }
 
 // goAllocs reads go_memstats_mallocs_total and go_memstats_alloc_bytes_total
