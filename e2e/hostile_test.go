@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"golang.org/x/sys/unix"
 
 	"simworker/internal/devstack"
@@ -32,24 +33,11 @@ const stallLimit = 60 * time.Second
 // that the never-reading client never reads.
 func TestStalledConnectionsAreClosed(t *testing.T) {
 	skipShort(t)
-	ctx := context.Background()
-	dbURL, pool := newDatabase(t, "stalls")
-	repotest.LoadDemo(t, pool)
-	ns, err := devstack.StartNATS(devstack.NATSOptions{})
+	pool, apiAddr, opsAddr := startAPIProcess(t, "stalls")
+	tok, _, err := repo.CreateToken(context.Background(), pool, "u-alice", "e2e", time.Time{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(ns.Shutdown)
-	port, opsPort := freePort(t), freePort(t)
-	api := startProcCmd(t, "api", "NATS_URL="+ns.URL, "DATABASE_URL="+dbURL,
-		"SIM_API_ADDR=127.0.0.1:"+itoa(port), "SIM_HTTP_ADDR=127.0.0.1:"+itoa(opsPort))
-	tok, _, err := repo.CreateToken(ctx, pool, "u-alice", "e2e", time.Time{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	apiAddr, opsAddr := "127.0.0.1:"+itoa(port), "127.0.0.1:"+itoa(opsPort)
-	waitListening(t, api, apiAddr)
-	waitListening(t, api, opsAddr)
 
 	ports := []struct{ name, addr, bigGET string }{
 		{"api", apiAddr, "/openapi.yaml"}, // about 40 KB each
@@ -108,23 +96,14 @@ func TestStalledConnectionsAreClosed(t *testing.T) {
 // 60 KB do not.
 func TestHeaderSectionOver64KiB(t *testing.T) {
 	skipShort(t)
-	dbURL, _ := newDatabase(t, "headers")
-	ns, err := devstack.StartNATS(devstack.NATSOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(ns.Shutdown)
-	port, opsPort := freePort(t), freePort(t)
-	api := startProcCmd(t, "api", "NATS_URL="+ns.URL, "DATABASE_URL="+dbURL,
-		"SIM_API_ADDR=127.0.0.1:"+itoa(port), "SIM_HTTP_ADDR=127.0.0.1:"+itoa(opsPort))
-	for _, addr := range []string{"127.0.0.1:" + itoa(port), "127.0.0.1:" + itoa(opsPort)} {
-		waitListening(t, api, addr)
+	_, apiAddr, opsAddr := startAPIProcess(t, "headers")
+	for _, addr := range []string{apiAddr, opsAddr} {
 		for _, tt := range []struct {
 			size   int
 			status int
 		}{{100_000, 431}, {60_000, 200}} {
 			req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/healthz", nil)
-			if strings.HasSuffix(addr, itoa(port)) {
+			if addr == apiAddr {
 				req.URL.Path = "/openapi.yaml"
 			}
 			for i := 0; i < tt.size/1000; i++ {
@@ -140,6 +119,25 @@ func TestHeaderSectionOver64KiB(t *testing.T) {
 			}
 		}
 	}
+}
+
+// startAPIProcess starts `simworker api` on a database of its own with the
+// demo data and a NATS server of its own, and returns the database and the
+// addresses of the API and its ops endpoint, both listening.
+func startAPIProcess(t *testing.T, name string) (pool *pgxpool.Pool, apiAddr, opsAddr string) {
+	t.Helper()
+	dbURL, pool := newDatabase(t, name)
+	repotest.LoadDemo(t, pool)
+	ns, err := devstack.StartNATS(devstack.NATSOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ns.Shutdown)
+	apiAddr, opsAddr = "127.0.0.1:"+itoa(freePort(t)), "127.0.0.1:"+itoa(freePort(t))
+	api := startProcCmd(t, "api", "NATS_URL="+ns.URL, "DATABASE_URL="+dbURL, "SIM_API_ADDR="+apiAddr, "SIM_HTTP_ADDR="+opsAddr)
+	waitListening(t, api, apiAddr)
+	waitListening(t, api, opsAddr)
+	return pool, apiAddr, opsAddr
 }
 
 func freePort(t *testing.T) int {

@@ -106,6 +106,13 @@ func signature(t *testing.T, o domain.Outcome) string {
 	return fmt.Sprintf("%s %d %s replayed=%v %s", ev.Type, o.Status, o.Code, o.Replayed, d)
 }
 
+// batchSizes: a small batch, its rows written with one INSERT each, and
+// one padded past that, written with COPY.
+var batchSizes = []struct {
+	name string
+	pad  int
+}{{"small", 0}, {"large", 2 * 64}}
+
 // padded is envs with n valid commands of fresh ICCIDs after them: a batch
 // large enough to be written with COPY rather than INSERT.
 func padded(envs []domain.Envelope, n int) []domain.Envelope {
@@ -122,10 +129,7 @@ func padded(envs []domain.Envelope, n int) []domain.Envelope {
 // batch decided again.
 func TestBatchEqualsOneAtATime(t *testing.T) {
 	t.Parallel()
-	for _, size := range []struct {
-		name string
-		pad  int
-	}{{"small", 0}, {"large", 2 * 64}} {
+	for _, size := range batchSizes {
 		t.Run(size.name, func(t *testing.T) {
 			t.Parallel()
 			batchEqualsOneAtATime(t, padded(mixedEnvelopes(), size.pad))
@@ -195,10 +199,7 @@ func batchEqualsOneAtATime(t *testing.T, envs []domain.Envelope) {
 // else exactly once.
 func TestBatchRacesAnotherTransaction(t *testing.T) {
 	t.Parallel()
-	for _, size := range []struct {
-		name string
-		pad  int
-	}{{"small", 0}, {"large", 2 * 64}} {
+	for _, size := range batchSizes {
 		t.Run(size.name, func(t *testing.T) {
 			t.Parallel()
 			batchRacesAnotherTransaction(t, size.pad)

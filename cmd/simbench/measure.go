@@ -2,14 +2,10 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"sort"
 	"strings"
-	"sync"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"simworker/client"
@@ -96,55 +92,8 @@ func (b *bench) latency(ctx context.Context, perSecond int, d time.Duration) (la
 		cmds[i].id = fmt.Sprintf("lat%d-%s", perSecond, cmds[i].id)
 		cmds[i].body = []byte(strings.Replace(string(cmds[i].body), `"command_id":"b-`, fmt.Sprintf(`"command_id":"lat%d-b-`, perSecond), 1))
 	}
-	sent := make(map[string]time.Time, n)
-	var mu sync.Mutex
-	lat := make([]time.Duration, 0, n)
-	done := make(chan struct{})
-	sub, err := b.nc.Subscribe(client.EventsSubject, func(m *nats.Msg) {
-		var ev struct {
-			CommandID string `json:"commandid"`
-		}
-		_ = json.Unmarshal(m.Data, &ev)
-		now := time.Now()
-		mu.Lock()
-		defer mu.Unlock()
-		if t, ok := sent[ev.CommandID]; ok {
-			lat = append(lat, now.Sub(t))
-			delete(sent, ev.CommandID)
-			if len(lat) == n {
-				close(done)
-			}
-		}
-	})
-	if err != nil {
-		return latencies{}, err
-	}
-	defer sub.Unsubscribe()
-	_ = sub.SetPendingLimits(-1, -1)
 	b.logf("latency at %d/s for %s", perSecond, d)
-	// Publish in small bursts every millisecond-ish to hold the rate.
-	interval := time.Second / time.Duration(perSecond)
-	start := time.Now()
-	for i, c := range cmds {
-		due := start.Add(time.Duration(i) * interval)
-		if wait := time.Until(due); wait > 0 {
-			time.Sleep(wait)
-		}
-		mu.Lock()
-		sent[c.id] = time.Now()
-		mu.Unlock()
-		if _, err := b.js.PublishAsync(client.CreateSubject, c.body, jetstream.WithMsgID(c.id)); err != nil {
-			return latencies{}, err
-		}
-	}
-	achieved := float64(n) / time.Since(start).Seconds()
-	select {
-	case <-done:
-	case <-time.After(2 * time.Minute):
-		return latencies{}, fmt.Errorf("latency run: outcomes missing")
-	}
-	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
-	return latencies{n: n, p50: lat[len(lat)/2], p99: lat[len(lat)*99/100], max: lat[len(lat)-1], achieved: achieved}, nil
+	return b.offer(ctx, cmds, perSecond)
 }
 
 // queuedRSS queues n commands with no worker running, then starts one and
