@@ -13,8 +13,10 @@ build:
 
 ## run: simworker dev (in-process NATS + JetStream, private PostgreSQL, demo data, the worker, the API);
 ## the nats CLI installs in the background meanwhile (the API's curl needs none)
-run: postgres build
+run: postgres
 	@$(MAKE) -s nats-cli >/dev/null 2>&1 &
+	@echo "building simworker and simctl (the first build fetches and compiles the dependencies: a minute or two)..."
+	$(GO) build -o bin/ ./cmd/simworker ./cmd/simctl
 	./bin/simworker dev
 
 ## test: vet, then every test with the race detector against real PostgreSQL and JetStream,

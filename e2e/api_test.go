@@ -55,15 +55,24 @@ func TestDevPrintsACurlThatCreates(t *testing.T) {
 	case <-time.After(2 * time.Minute):
 		t.Fatalf("simworker dev printed no curl:\n%s", logs)
 	}
-	req := requestFromCurl(t, line)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusCreated || !strings.Contains(string(body), `"company_id":"co-acme"`) {
-		t.Fatalf("the printed curl answered %s: %s", resp.Status, body)
+	if _, err := exec.LookPath("curl"); err == nil {
+		// As pasted: the status line and the headers show (-i).
+		out, err := exec.Command("bash", "-c", line).CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "HTTP/1.1 201 Created") || !strings.Contains(string(out), "Location: /v1/sims/") ||
+			!strings.Contains(string(out), `"company_id":"co-acme"`) {
+			t.Fatalf("the printed curl, pasted: %v\n%s", err, out)
+		}
+	} else {
+		req := requestFromCurl(t, line)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusCreated || !strings.Contains(string(body), `"company_id":"co-acme"`) {
+			t.Fatalf("the printed curl answered %s: %s", resp.Status, body)
+		}
 	}
 	_ = cmd.Process.Signal(syscall.SIGTERM)
 	done := make(chan error, 1)

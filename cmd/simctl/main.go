@@ -89,6 +89,9 @@ func dispatch(ctx context.Context, args []string, out, errOut io.Writer) error {
 	}
 	c, rest, ok := cli.Find(commands(), args)
 	if !ok {
+		if near := cli.Nearest(commands(), args); near != "" {
+			return usageError(fmt.Sprintf("unknown command %q: did you mean %q?", strings.Join(args[:len(strings.Fields(near))], " "), near))
+		}
 		if subs := cli.Subcommands(commands(), args[0]); len(subs) > 0 {
 			return usageError(fmt.Sprintf("%q needs a subcommand: %s", args[0], strings.Join(subs, ", ")))
 		}

@@ -89,3 +89,14 @@ func TestCommandLineMistakes(t *testing.T) {
 		t.Errorf("--help: %v\n%s", err, stderr.String())
 	}
 }
+
+// TestMistypedCommandNamesTheNearest: a typing slip in a command of one or
+// two words gets the command meant.
+func TestMistypedCommandNamesTheNearest(t *testing.T) {
+	for args, want := range map[string]string{"tokens crate": "tokens create", "pubish x": "publish", "statsu": "status"} {
+		_, _, err := simctl(t, strings.Fields(args)...)
+		if err == nil || !strings.Contains(err.Error(), `did you mean "`+want+`"?`) {
+			t.Errorf("%s: %v, want a hint of %q", args, err, want)
+		}
+	}
+}

@@ -235,7 +235,7 @@ simworker dev is ready (Ctrl-C stops it; data is kept in %s).
   worker ops:    %s
 
 Create a SIM over HTTP (demo data: user u-alice may create SIMs for device d-1):
-  curl -s -X POST %[2]s/v1/sims -H 'Authorization: Bearer %[6]s' -H 'Content-Type: application/json' -H 'Idempotency-Key: first-sim' -d '{"device_id": "d-1", "iccid": "8944500102198304826"}'
+  curl -si -X POST %[2]s/v1/sims -H 'Authorization: Bearer %[6]s' -H 'Content-Type: application/json' -H 'Idempotency-Key: first-sim' -d '{"device_id": "d-1", "iccid": "8944500102198304826"}'
 
 API tokens of the demo users (made for this run):
 `, dir, apiURL, natsURL, dbURL, ops, tokens["u-alice"])

@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strings"
 	"syscall"
 
 	"simworker/cmd/internal/cli"
@@ -98,6 +99,9 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	c, rest, ok := cli.Find(commands(), args)
 	if !ok {
+		if near := cli.Nearest(commands(), args); near != "" {
+			return usageError(fmt.Sprintf("unknown command %q: did you mean %q?", strings.Join(args[:len(strings.Fields(near))], " "), near))
+		}
 		return usageError(fmt.Sprintf("unknown command %q", args[0]))
 	}
 	return c.Run(ctx, rest, stdout, stderr)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"os"
 	"regexp"
 	"strings"
 	"sync"
@@ -181,5 +182,35 @@ func TestStartupNamesTheNATSItCannotReach(t *testing.T) {
 	out := buf.String()
 	if !regexp.MustCompile(`cannot connect to NATS at nats://[^ ]*127\.0\.0\.1:1 \(`).MatchString(out) || strings.Contains(out, "nats-s3cret") {
 		t.Fatalf("start-up warnings do not name the NATS server:\n%s", out)
+	}
+}
+
+// TestFirstRunHints: a mistyped command names the nearest one; a missing
+// NATS_URL or DATABASE_URL points at the env file simworker dev wrote, when
+// there is one.
+func TestFirstRunHints(t *testing.T) {
+	err := dispatch(context.Background(), []string{"rnu"}, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), `did you mean "run"?`) {
+		t.Fatalf("rnu: %v", err)
+	}
+	if err := dispatch(context.Background(), []string{"frobnicate"}, io.Discard, io.Discard); err == nil || strings.Contains(err.Error(), "did you mean") {
+		t.Fatalf("frobnicate: %v", err)
+	}
+	t.Chdir(t.TempDir())
+	t.Setenv("NATS_URL", "")
+	t.Setenv("DATABASE_URL", "")
+	t.Setenv("SIM_DEV_DATA_DIR", "")
+	if err := dispatch(context.Background(), []string{"run"}, io.Discard, io.Discard); err == nil || strings.Contains(err.Error(), "source") {
+		t.Fatalf("without an env file: %v", err)
+	}
+	if err := os.MkdirAll(".simworker-dev", 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(".simworker-dev/env", []byte("export NATS_URL=x\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	err = dispatch(context.Background(), []string{"run"}, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "source .simworker-dev/env") {
+		t.Fatalf("with the env file: %v", err)
 	}
 }

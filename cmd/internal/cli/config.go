@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"reflect"
 	"sort"
 	"strings"
@@ -315,8 +316,8 @@ func (b *bound) load(args []string, environ map[string]string, stderr io.Writer)
 	var errs []error
 	if len(missing) > 0 {
 		sort.Strings(missing)
-		errs = append(errs, fmt.Errorf("missing required setting: %s; set the environment variable or the flag (see --help)",
-			strings.Join(missing, ", ")))
+		errs = append(errs, fmt.Errorf("missing required setting: %s; set the environment variable or the flag (see --help)%s",
+			strings.Join(missing, ", "), devEnvHint(merged)))
 	}
 	for _, s := range b.settings { // in declaration order
 		if p, ok := c.problems[s]; ok {
@@ -427,6 +428,67 @@ func Subcommands(commands []Command, word string) []string {
 		}
 	}
 	return subs
+}
+
+// devEnvHint, when `simworker dev` wrote its env file where it keeps its
+// data (SIM_DEV_DATA_DIR, or .simworker-dev here), says to source it: it
+// holds NATS_URL and DATABASE_URL for a shell beside a running dev.
+func devEnvHint(environ map[string]string) string {
+	dir := environ["SIM_DEV_DATA_DIR"]
+	if dir == "" {
+		dir = ".simworker-dev"
+	}
+	file := filepath.Join(dir, "env")
+	if st, err := os.Stat(file); err != nil || st.IsDir() {
+		return ""
+	}
+	return "; simworker dev wrote them for this directory: source " + file
+}
+
+// Nearest is the command of commands whose words are nearest to the words
+// args begins with, when one is near enough to be a typing slip ("rnu" for
+// "run", "tokens crate" for "tokens create"); "" when none is.
+func Nearest(commands []Command, args []string) string {
+	best, bestDist := "", 0
+	for _, c := range commands {
+		w := c.Words()
+		if len(args) < len(w) {
+			continue
+		}
+		want, typed := strings.Join(w, " "), strings.Join(args[:len(w)], " ")
+		d := editDistance(typed, want)
+		if d > 0 && d <= max(1, len(want)/3) && (best == "" || d < bestDist) {
+			best, bestDist = want, d
+		}
+	}
+	return best
+}
+
+// editDistance is the edit distance of a and b, in bytes: insertions,
+// deletions, substitutions and swaps of two neighbours ("rnu" is one from
+// "run").
+func editDistance(a, b string) int {
+	d := make([][]int, len(a)+1)
+	for i := range d {
+		d[i] = make([]int, len(b)+1)
+		d[i][0] = i
+	}
+	for j := range d[0] {
+		d[0][j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			d[i][j] = min(d[i-1][j]+1, d[i][j-1]+1, d[i-1][j-1]+cost)
+			if i > 1 && j > 1 && a[i-1] == b[j-2] && a[i-2] == b[j-1] {
+				d[i][j] = min(d[i][j], d[i-2][j-2]+1)
+			}
+		}
+	}
+	return d[len(a)][len(b)]
 }
 
 // Find is the command whose words begin args, and the arguments after them.
