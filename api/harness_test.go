@@ -18,6 +18,7 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"simworker/api"
+	"simworker/client"
 	"simworker/consumer"
 	"simworker/consumer/consumertest"
 	"simworker/docs"
@@ -70,7 +71,7 @@ func setupWith(t *testing.T, cfg api.Config, o devstack.NATSOptions) *world {
 	if w.js, err = jetstream.New(nc); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := consumer.Setup(context.Background(), w.js, consumer.StreamConfig{}); err != nil {
+	if _, err := client.Setup(context.Background(), w.js, client.StreamConfig{}); err != nil {
 		t.Fatal(err)
 	}
 	cfg.Docs = docs.Handler(api.NotFound())

@@ -28,6 +28,8 @@ const (
 	CreateSubject   = "sim.commands.create"
 	EventsStream    = "SIM_EVENTS"
 	EventsSubject   = "sim.events.>"
+	SubjectCreated  = "sim.events.created"  // sim.created events
+	SubjectRejected = "sim.events.rejected" // sim.rejected events
 	// DeadLetterStream keeps the commands that failed unexpectedly past their
 	// retries (their outcome is a 500 internal), for inspection.
 	DeadLetterStream   = "SIM_DEADLETTER"
@@ -70,11 +72,19 @@ func CommandMsg(body []byte, msgID string) *nats.Msg {
 	return m
 }
 
+// SubjectOf is the subject an outcome's event is published on.
+func SubjectOf(o domain.Outcome) string {
+	if o.Type == domain.TypeCreated {
+		return SubjectCreated
+	}
+	return SubjectRejected
+}
+
 // EventMsg is the NATS message of an outcome: a structured-mode CloudEvent
 // with Nats-Msg-Id = event id, so JetStream drops a re-publish inside its
 // duplicate window.
 func EventMsg(o domain.Outcome) *nats.Msg {
-	m := nats.NewMsg(o.PublishSubject())
+	m := nats.NewMsg(SubjectOf(o))
 	m.Data = o.Event
 	m.Header.Set(jetstream.MsgIDHeader, o.EventID)
 	m.Header.Set("Content-Type", "application/cloudevents+json")

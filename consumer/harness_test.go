@@ -76,8 +76,8 @@ func setupWith(t *testing.T, o devstack.NATSOptions) *bundle {
 	pool, dbURL := repotest.NewDB(t)
 	repotest.Load(t, pool, testfactory.World())
 	b := &bundle{t: t, pool: pool, dbURL: dbURL}
-	b.ns, b.nc, b.js = consumertest.NATSWith(t, o, consumer.StreamConfig{AckWait: 5 * time.Second})
-	cons, err := b.js.Consumer(context.Background(), client.CommandsStream, consumer.DurableName)
+	b.ns, b.nc, b.js = consumertest.NATSWith(t, o, client.StreamConfig{AckWait: 5 * time.Second})
+	cons, err := b.js.Consumer(context.Background(), client.CommandsStream, client.DurableName)
 	if err != nil {
 		t.Fatal(err)
 	}

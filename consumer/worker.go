@@ -1,3 +1,7 @@
+// Package consumer is the JetStream side of the worker: it pulls Create-SIM
+// commands from the durable consumer (set up by client.Setup), hands them to
+// a transport-free Handler, publishes each outcome event and acknowledges
+// the command only once JetStream has acknowledged the event.
 package consumer
 
 import (

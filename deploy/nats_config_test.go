@@ -20,7 +20,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"simworker/client"
-	"simworker/consumer"
 	"simworker/domain"
 )
 
@@ -337,11 +336,11 @@ func TestServerConf(t *testing.T) {
 	// ── worker: creates the streams and its durable consumer ──
 	worker := dial(t, serverURL, "worker", pw["worker"])
 	ctx := timeout(t, 60*time.Second)
-	cons, err := consumer.Setup(ctx, worker.js, consumer.StreamConfig{})
+	cons, err := client.Setup(ctx, worker.js, client.StreamConfig{})
 	if err != nil {
-		t.Fatalf("worker: consumer.Setup: %v", err)
+		t.Fatalf("worker: client.Setup: %v", err)
 	}
-	if ci := cons.CachedInfo(); ci.Name != consumer.DurableName || ci.Config.FilterSubject != client.CreateSubject {
+	if ci := cons.CachedInfo(); ci.Name != client.DurableName || ci.Config.FilterSubject != client.CreateSubject {
 		t.Fatalf("worker: consumer %q filter %q", ci.Name, ci.Config.FilterSubject)
 	}
 	for _, name := range []string{client.CommandsStream, client.EventsStream, client.DeadLetterStream} {
@@ -350,8 +349,8 @@ func TestServerConf(t *testing.T) {
 		}
 	}
 	// A second start finds everything in place (the look-up path).
-	if _, err := consumer.Setup(ctx, worker.js, consumer.StreamConfig{}); err != nil {
-		t.Fatalf("worker: second consumer.Setup: %v", err)
+	if _, err := client.Setup(ctx, worker.js, client.StreamConfig{}); err != nil {
+		t.Fatalf("worker: second client.Setup: %v", err)
 	}
 
 	// ── worker: publishes an outcome event and a dead letter ──
@@ -376,8 +375,8 @@ func TestServerConf(t *testing.T) {
 	select {
 	case m := <-apiEvents:
 		e, err := client.ParseEvent(m.Data)
-		if err != nil || m.Subject != domain.SubjectCreated || e.ID != out.EventID {
-			t.Fatalf("api: received %s event %q (%v), want %s event %s", m.Subject, e.ID, err, domain.SubjectCreated, out.EventID)
+		if err != nil || m.Subject != client.SubjectCreated || e.ID != out.EventID {
+			t.Fatalf("api: received %s event %q (%v), want %s event %s", m.Subject, e.ID, err, client.SubjectCreated, out.EventID)
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatalf("api: no event on %s within 10s", client.EventsSubject)
@@ -448,8 +447,8 @@ func TestServerConf(t *testing.T) {
 
 	// ── operator (simctl): Setup as a look-up, ordered consumers, republish ──
 	operator := dial(t, serverURL, "operator", pw["operator"])
-	if _, err := consumer.Setup(ctx, operator.js, consumer.StreamConfig{}); err != nil {
-		t.Fatalf("operator: consumer.Setup: %v", err)
+	if _, err := client.Setup(ctx, operator.js, client.StreamConfig{}); err != nil {
+		t.Fatalf("operator: client.Setup: %v", err)
 	}
 	// simctl replay: stream info, then an ordered consumer fetched in a loop.
 	cs, err := operator.js.Stream(ctx, client.CommandsStream)
@@ -490,7 +489,7 @@ func TestServerConf(t *testing.T) {
 			break
 		}
 	}
-	if len(names) != 2 || !slices.Contains(names, consumer.DurableName) {
+	if len(names) != 2 || !slices.Contains(names, client.DurableName) {
 		t.Fatalf("operator: consumers of %s after replay: %v, want simworker and one ordered consumer", client.CommandsStream, names)
 	}
 	// simctl --wait: WatchOutcomes reads SIM_EVENTS with an ordered consumer.
@@ -577,12 +576,12 @@ func TestServerConf(t *testing.T) {
 			{"worker", client.CreateSubject},
 			// The API answers with what sim.events.> says: only the worker
 			// (and the operator, who re-publishes) may publish there.
-			{"publisher", domain.SubjectCreated},
-			{"publisher", domain.SubjectRejected},
+			{"publisher", client.SubjectCreated},
+			{"publisher", client.SubjectRejected},
 			{"publisher", client.DeadLetterSubject},
 			{"operator", client.DeadLetterSubject},
-			{"api", domain.SubjectCreated},
-			{"api", domain.SubjectRejected},
+			{"api", client.SubjectCreated},
+			{"api", client.SubjectRejected},
 			{"api", client.DeadLetterSubject},
 			{"api", client.CreateSubject + ".other"},
 			// forged replies: a message injected into the worker's pull
@@ -678,15 +677,15 @@ func TestServerConf(t *testing.T) {
 		t.Run("operator touch the worker's durable", func(t *testing.T) {
 			t.Parallel()
 			c := dial(t, serverURL, "operator", pw["operator"])
-			err := c.js.DeleteConsumer(timeout(t, 2*time.Second), client.CommandsStream, consumer.DurableName)
-			denied(t, c, "Publish", "$JS.API.CONSUMER.DELETE."+client.CommandsStream+"."+consumer.DurableName, err)
+			err := c.js.DeleteConsumer(timeout(t, 2*time.Second), client.CommandsStream, client.DurableName)
+			denied(t, c, "Publish", "$JS.API.CONSUMER.DELETE."+client.CommandsStream+"."+client.DurableName, err)
 			_, err = c.js.CreateOrUpdateConsumer(timeout(t, 2*time.Second), client.CommandsStream,
-				jetstream.ConsumerConfig{Durable: consumer.DurableName, FilterSubject: client.CreateSubject, AckPolicy: jetstream.AckExplicitPolicy, MaxDeliver: 1})
-			denied(t, c, "Publish", "$JS.API.CONSUMER.CREATE."+client.CommandsStream+"."+consumer.DurableName, err)
-			// Looking the durable up is allowed (consumer.Setup); pulling from it is not.
-			wc, err := c.js.Consumer(timeout(t, 5*time.Second), client.CommandsStream, consumer.DurableName)
+				jetstream.ConsumerConfig{Durable: client.DurableName, FilterSubject: client.CreateSubject, AckPolicy: jetstream.AckExplicitPolicy, MaxDeliver: 1})
+			denied(t, c, "Publish", "$JS.API.CONSUMER.CREATE."+client.CommandsStream+"."+client.DurableName, err)
+			// Looking the durable up is allowed (client.Setup); pulling from it is not.
+			wc, err := c.js.Consumer(timeout(t, 5*time.Second), client.CommandsStream, client.DurableName)
 			if err != nil {
-				t.Fatalf("look up %s: %v", consumer.DurableName, err)
+				t.Fatalf("look up %s: %v", client.DurableName, err)
 			}
 			batch, err := wc.Fetch(1, jetstream.FetchMaxWait(time.Second))
 			if err == nil {
@@ -694,7 +693,7 @@ func TestServerConf(t *testing.T) {
 					t.Error("operator pulled a message from the worker's durable")
 				}
 			}
-			c.expectDenied(t, "Publish", "$JS.API.CONSUMER.MSG.NEXT."+client.CommandsStream+"."+consumer.DurableName)
+			c.expectDenied(t, "Publish", "$JS.API.CONSUMER.MSG.NEXT."+client.CommandsStream+"."+client.DurableName)
 		})
 	})
 
@@ -713,8 +712,8 @@ func TestServerConf(t *testing.T) {
 			t.Errorf("stream %s holds %d messages, want %d", stream, info.State.Msgs, want)
 		}
 	}
-	if _, err := operator.js.Consumer(ctx, client.CommandsStream, consumer.DurableName); err != nil {
-		t.Errorf("operator: durable %s: %v", consumer.DurableName, err)
+	if _, err := operator.js.Consumer(ctx, client.CommandsStream, client.DurableName); err != nil {
+		t.Errorf("operator: durable %s: %v", client.DurableName, err)
 	}
 	operator.expectNoErrors(t)
 	if ci, err := cons.Info(ctx); err != nil {
@@ -739,9 +738,9 @@ func TestWorkerDeliveriesPrivate(t *testing.T) {
 	ctx := timeout(t, 60*time.Second)
 
 	worker := dial(t, serverURL, "worker", pw["worker"])
-	cons, err := consumer.Setup(ctx, worker.js, consumer.StreamConfig{})
+	cons, err := client.Setup(ctx, worker.js, client.StreamConfig{})
 	if err != nil {
-		t.Fatalf("worker: consumer.Setup: %v", err)
+		t.Fatalf("worker: client.Setup: %v", err)
 	}
 
 	// The eavesdroppers subscribe before anything is pulled; whatever reaches

@@ -6,12 +6,11 @@ import (
 	"time"
 )
 
-// Event types and the subjects they are published on.
+// Event types and the CloudEvents attributes of the contract. The NATS
+// names (subjects, streams, headers) are package client's.
 const (
 	TypeCreated     = "sim.created"
 	TypeRejected    = "sim.rejected"
-	SubjectCreated  = "sim.events.created"
-	SubjectRejected = "sim.events.rejected"
 	SpecVersion     = "1.0"
 	DefaultSource   = "simworker"
 	ContentTypeJSON = "application/json"
@@ -90,14 +89,6 @@ type Outcome struct {
 	Event     []byte // the CloudEvent JSON
 	// Replayed is true when the outcome was stored by an earlier delivery.
 	Replayed bool
-}
-
-// PublishSubject is the NATS subject the outcome event goes to.
-func (o Outcome) PublishSubject() string {
-	if o.Type == TypeCreated {
-		return SubjectCreated
-	}
-	return SubjectRejected
 }
 
 // FormatTime renders event and record times: RFC 3339 in UTC with

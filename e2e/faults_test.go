@@ -16,7 +16,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"simworker/client"
-	"simworker/consumer"
 	"simworker/consumer/consumertest"
 	"simworker/domain"
 	"simworker/internal/devstack"
@@ -92,7 +91,7 @@ func newWorld(t *testing.T, name string, clustered bool) *world {
 	defer cancel()
 	for {
 		actx, acancel := context.WithTimeout(ctx, 5*time.Second)
-		_, err = consumer.Setup(actx, w.js, consumer.StreamConfig{Replicas: replicas, AckWait: 2 * time.Second})
+		_, err = client.Setup(actx, w.js, client.StreamConfig{Replicas: replicas, AckWait: 2 * time.Second})
 		acancel()
 		if err == nil || ctx.Err() != nil {
 			break
@@ -183,7 +182,7 @@ func (w *world) drained(limit time.Duration) bool {
 	deadline := time.Now().Add(limit)
 	for time.Now().Before(deadline) {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		c, err := w.js.Consumer(ctx, client.CommandsStream, consumer.DurableName)
+		c, err := w.js.Consumer(ctx, client.CommandsStream, client.DurableName)
 		if err == nil {
 			info := c.CachedInfo()
 			if info.NumPending == 0 && info.NumAckPending == 0 {

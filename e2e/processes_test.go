@@ -11,7 +11,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"simworker/client"
-	"simworker/consumer"
 	"simworker/internal/devstack"
 	"simworker/internal/testfactory"
 	"simworker/repo/repotest"
@@ -43,7 +42,7 @@ func TestTwoProcessesExactlyOneOutcomeEach(t *testing.T) {
 	// Both workers pull before anything is published.
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		c, err := w.js.Consumer(ctx, client.CommandsStream, consumer.DurableName)
+		c, err := w.js.Consumer(ctx, client.CommandsStream, client.DurableName)
 		if err == nil && c.CachedInfo().NumWaiting >= 2 {
 			break
 		}

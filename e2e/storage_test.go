@@ -19,7 +19,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"simworker/client"
-	"simworker/consumer"
 	"simworker/internal/devstack"
 	"simworker/internal/testfactory"
 	"simworker/repo"
@@ -135,8 +134,8 @@ func TestJetStreamStorageFull(t *testing.T) {
 	}
 	t.Cleanup(w.nc.Close)
 	w.js, _ = jetstream.New(w.nc)
-	none := consumer.Limits{MaxAge: -1, MaxBytes: -1}
-	if _, err := consumer.Setup(ctx, w.js, consumer.StreamConfig{AckWait: 2 * time.Second, Events: none, DeadLetter: none}); err != nil {
+	none := client.Limits{MaxAge: -1, MaxBytes: -1}
+	if _, err := client.Setup(ctx, w.js, client.StreamConfig{AckWait: 2 * time.Second, Events: none, DeadLetter: none}); err != nil {
 		t.Fatal(err)
 	}
 	b := validCommands("js", 300)
@@ -235,7 +234,7 @@ func TestPostgresDiskFull(t *testing.T) {
 	}
 	t.Cleanup(w.nc.Close)
 	w.js, _ = jetstream.New(w.nc)
-	if _, err := consumer.Setup(ctx, w.js, consumer.StreamConfig{AckWait: 2 * time.Second}); err != nil {
+	if _, err := client.Setup(ctx, w.js, client.StreamConfig{AckWait: 2 * time.Second}); err != nil {
 		t.Fatal(err)
 	}
 	tok := token(t, pool)

@@ -12,7 +12,6 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"simworker/client"
-	"simworker/consumer"
 	"simworker/domain"
 	"simworker/repo"
 )
@@ -123,7 +122,7 @@ func (b *bench) naive(ctx context.Context, cmds []command) (float64, error) {
 		}
 	}
 	<-b.js.PublishAsyncComplete()
-	cons, err := b.js.Consumer(ctx, client.CommandsStream, consumer.DurableName)
+	cons, err := b.js.Consumer(ctx, client.CommandsStream, client.DurableName)
 	if err != nil {
 		return 0, err
 	}
@@ -144,7 +143,7 @@ func (b *bench) naive(ctx context.Context, cmds []command) (float64, error) {
 			}
 			o = outs[0]
 		}
-		if _, err := b.js.Publish(ctx, o.PublishSubject(), o.Event, jetstream.WithMsgID(o.EventID)); err != nil {
+		if _, err := b.js.Publish(ctx, client.SubjectOf(o), o.Event, jetstream.WithMsgID(o.EventID)); err != nil {
 			return 0, err
 		}
 		if err := m.Ack(); err != nil {

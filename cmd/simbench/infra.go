@@ -18,7 +18,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"simworker/client"
-	"simworker/consumer"
 	"simworker/internal/devstack"
 	"simworker/repo"
 )
@@ -150,7 +149,7 @@ func (b *bench) freshStreams(ctx context.Context) error {
 	for _, s := range []string{client.CommandsStream, client.EventsStream, client.DeadLetterStream} {
 		_ = b.js.DeleteStream(ctx, s)
 	}
-	_, err := consumer.Setup(ctx, b.js, consumer.StreamConfig{})
+	_, err := client.Setup(ctx, b.js, client.StreamConfig{})
 	return err
 }
 
@@ -179,7 +178,7 @@ func (b *bench) worker(dbURL, cpuProfile string) (func() (int64, error), int, er
 func (b *bench) waitReady(ctx context.Context) error {
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
-		c, err := b.js.Consumer(ctx, client.CommandsStream, consumer.DurableName)
+		c, err := b.js.Consumer(ctx, client.CommandsStream, client.DurableName)
 		if err == nil && c.CachedInfo().NumWaiting > 0 {
 			return nil
 		}

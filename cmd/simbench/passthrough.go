@@ -17,7 +17,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"simworker/client"
-	"simworker/consumer"
 	"simworker/domain"
 	"simworker/repo"
 )
@@ -53,7 +52,7 @@ func passThrough() error {
 	if err != nil {
 		return err
 	}
-	cons, err := consumer.Setup(ctx, js, consumer.StreamConfig{})
+	cons, err := client.Setup(ctx, js, client.StreamConfig{})
 	if err != nil {
 		return err
 	}

@@ -42,7 +42,7 @@ func newWorld(t *testing.T) *world {
 	t.Helper()
 	pool, dbURL := repotest.NewDB(t)
 	repotest.LoadDemo(t, pool)
-	ns, nc, js := consumertest.NATS(t, consumer.StreamConfig{})
+	ns, nc, js := consumertest.NATS(t, client.StreamConfig{})
 	w := &world{t: t, pool: pool, dbURL: dbURL, ns: ns, js: js, nc: nc}
 	if _, err := nc.Subscribe("sim.events.>", func(m *nats.Msg) {
 		w.mu.Lock()
@@ -250,7 +250,7 @@ func TestEventsRepublish(t *testing.T) {
 	if err := w.js.DeleteStream(ctx, client.EventsStream); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := consumer.Setup(ctx, w.js, consumer.StreamConfig{}); err != nil {
+	if _, err := client.Setup(ctx, w.js, client.StreamConfig{}); err != nil {
 		t.Fatal(err)
 	}
 	ev, err := w.js.Stream(ctx, client.EventsStream)
@@ -400,7 +400,7 @@ func TestUnreachableNATS(t *testing.T) {
 
 // TestStatusWithoutDatabase: status says where outcomes by code come from.
 func TestStatusWithoutDatabase(t *testing.T) {
-	ns, _, _ := consumertest.NATS(t, consumer.StreamConfig{})
+	ns, _, _ := consumertest.NATS(t, client.StreamConfig{})
 	t.Setenv("NATS_URL", ns.URL)
 	t.Setenv("DATABASE_URL", "")
 	out, _, err := simctl(t, "status")

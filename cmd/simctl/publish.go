@@ -14,7 +14,6 @@ import (
 
 	"simworker/client"
 	"simworker/cmd/internal/cli"
-	"simworker/consumer"
 	"simworker/domain"
 )
 
@@ -61,7 +60,7 @@ func connect(n cli.NATS, stderr io.Writer) (*nats.Conn, jetstream.JetStream, err
 // and writes the report and summary.
 func (w *waitConfig) run(ctx context.Context, js jetstream.JetStream, stdout, stderr io.Writer, refName, what string,
 	total int64, feed func(t *tracker, pub *publisher) error) error {
-	if _, err := consumer.Setup(ctx, js, consumer.StreamConfig{}); err != nil {
+	if _, err := client.Setup(ctx, js, client.StreamConfig{}); err != nil {
 		return err
 	}
 	t := newTracker()

@@ -10,7 +10,6 @@ import (
 
 	"simworker/client"
 	"simworker/cmd/internal/cli"
-	"simworker/consumer"
 	"simworker/domain"
 	"simworker/repo"
 )
@@ -62,7 +61,7 @@ func republishCmd(ctx context.Context, cfg *republishConfig, _ []string, stdout,
 		return err
 	}
 	defer nc.Close()
-	if _, err := consumer.Setup(ctx, js, consumer.StreamConfig{}); err != nil {
+	if _, err := client.Setup(ctx, js, client.StreamConfig{}); err != nil {
 		return err
 	}
 	t := newTracker()

@@ -11,7 +11,6 @@ import (
 
 	"simworker/client"
 	"simworker/cmd/internal/cli"
-	"simworker/consumer"
 	"simworker/repo"
 )
 
@@ -46,13 +45,13 @@ func statusCmd(ctx context.Context, cfg *statusConfig, _ []string, stdout, stder
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "CONSUMER\tPENDING\tACK PENDING\tREDELIVERED\tWAITING PULLS\tACK FLOOR")
-	if c, err := js.Consumer(ctx, client.CommandsStream, consumer.DurableName); errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrStreamNotFound) {
-		fmt.Fprintf(w, "%s\t(none yet: the worker creates it)\t\t\t\t\n", consumer.DurableName)
+	if c, err := js.Consumer(ctx, client.CommandsStream, client.DurableName); errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrStreamNotFound) {
+		fmt.Fprintf(w, "%s\t(none yet: the worker creates it)\t\t\t\t\n", client.DurableName)
 	} else if err != nil {
-		return fmt.Errorf("consumer %s on NATS at %s: %w", consumer.DurableName, cfg.NATS.Shown(), err)
+		return fmt.Errorf("consumer %s on NATS at %s: %w", client.DurableName, cfg.NATS.Shown(), err)
 	} else {
 		i := c.CachedInfo()
-		fmt.Fprintf(w, "%s\t%d\t%d\t%d\t%d\t%d\n", consumer.DurableName, i.NumPending, i.NumAckPending, i.NumRedelivered, i.NumWaiting, i.AckFloor.Stream)
+		fmt.Fprintf(w, "%s\t%d\t%d\t%d\t%d\t%d\n", client.DurableName, i.NumPending, i.NumAckPending, i.NumRedelivered, i.NumWaiting, i.AckFloor.Stream)
 	}
 	if cfg.DatabaseURL != "" {
 		pool, err := repo.Open(ctx, cfg.DatabaseURL)

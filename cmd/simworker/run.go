@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 
+	"simworker/client"
 	"simworker/cmd/internal/cli"
 	"simworker/cmd/internal/ops"
 	"simworker/consumer"
@@ -63,8 +64,8 @@ func (w *workerConfig) Validate(c *cli.Check) {
 }
 
 // limits is a stream's limits in the consumer's terms: 0 here is no limit.
-func limits(age time.Duration, bytes cli.Bytes, discard string) consumer.Limits {
-	l := consumer.Limits{MaxAge: age, MaxBytes: int64(bytes)}
+func limits(age time.Duration, bytes cli.Bytes, discard string) client.Limits {
+	l := client.Limits{MaxAge: age, MaxBytes: int64(bytes)}
 	if age == 0 {
 		l.MaxAge = -1
 	}
@@ -79,7 +80,7 @@ func limits(age time.Duration, bytes cli.Bytes, discard string) consumer.Limits 
 
 // configs are the worker's and the streams' configurations: the one place
 // the settings become them.
-func (w *workerConfig) configs() (consumer.Config, consumer.StreamConfig) {
+func (w *workerConfig) configs() (consumer.Config, client.StreamConfig) {
 	return consumer.Config{
 			Source:          w.Source,
 			BatchSize:       w.BatchSize,
@@ -91,7 +92,7 @@ func (w *workerConfig) configs() (consumer.Config, consumer.StreamConfig) {
 			PoisonCrashes:   w.PoisonCrashes,
 			ShutdownTimeout: w.ShutdownTimeout,
 			DecideTimeout:   w.DBTimeout,
-		}, consumer.StreamConfig{
+		}, client.StreamConfig{
 			Replicas:        w.StreamReplicas,
 			DuplicateWindow: w.DuplicateWindow,
 			AckWait:         w.AckWait,
@@ -166,7 +167,7 @@ func natsShown(nc *nats.Conn) string {
 // Dependencies that are down at start are waited for with backoff. started,
 // when not nil, is called once the worker is about to consume, with the
 // address of its health and metrics endpoint ("" when off).
-func work(ctx context.Context, log *zap.Logger, nc *nats.Conn, pool *pgxpool.Pool, wcfg consumer.Config, scfg consumer.StreamConfig,
+func work(ctx context.Context, log *zap.Logger, nc *nats.Conn, pool *pgxpool.Pool, wcfg consumer.Config, scfg client.StreamConfig,
 	httpAddr string, started func(opsAddr string)) error {
 	// The async publish window holds every batch in flight; an
 	// acknowledgement that never comes fails after a bound.
@@ -207,8 +208,8 @@ func work(ctx context.Context, log *zap.Logger, nc *nats.Conn, pool *pgxpool.Poo
 		if err := awaitNATS(actx, nc); err != nil {
 			return err
 		}
-		cons, err = consumer.Setup(actx, js, scfg)
-		if errors.Is(err, consumer.ErrNoStorage) {
+		cons, err = client.Setup(actx, js, scfg)
+		if errors.Is(err, client.ErrNoStorage) {
 			return backoff.Permanent(err) // a setting to change, not an outage to wait out
 		}
 		if err != nil && !nc.IsConnected() {
@@ -225,7 +226,7 @@ func work(ctx context.Context, log *zap.Logger, nc *nats.Conn, pool *pgxpool.Poo
 		}
 		return err
 	}
-	for _, name := range consumer.Unbounded(ctx, js) {
+	for _, name := range client.Unbounded(ctx, js) {
 		log.Warn("stream has no limits: it grows until the disk is full; set max age and max bytes with `nats stream edit` (see the README's stream limits)",
 			zap.String("stream", name))
 	}

@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
+	"simworker/client"
 	"simworker/consumer"
 	"simworker/internal/devstack"
 	"simworker/repo"
@@ -23,13 +24,13 @@ import (
 
 // NATS starts a JetStream server of the test's own, sets up the worker's
 // streams and consumer with sc, and connects to it; all closed in cleanup.
-func NATS(t testing.TB, sc consumer.StreamConfig) (*devstack.NATS, *nats.Conn, jetstream.JetStream) {
+func NATS(t testing.TB, sc client.StreamConfig) (*devstack.NATS, *nats.Conn, jetstream.JetStream) {
 	t.Helper()
 	return NATSWith(t, devstack.NATSOptions{}, sc)
 }
 
 // NATSWith is NATS on a server started with o.
-func NATSWith(t testing.TB, o devstack.NATSOptions, sc consumer.StreamConfig) (*devstack.NATS, *nats.Conn, jetstream.JetStream) {
+func NATSWith(t testing.TB, o devstack.NATSOptions, sc client.StreamConfig) (*devstack.NATS, *nats.Conn, jetstream.JetStream) {
 	t.Helper()
 	ns, err := devstack.StartNATS(o)
 	if err != nil {
@@ -41,7 +42,7 @@ func NATSWith(t testing.TB, o devstack.NATSOptions, sc consumer.StreamConfig) (*
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := consumer.Setup(context.Background(), js, sc); err != nil {
+	if _, err := client.Setup(context.Background(), js, sc); err != nil {
 		t.Fatal(err)
 	}
 	return ns, nc, js
@@ -78,7 +79,7 @@ func Worker(t testing.TB, natsURL, dbURL string, cfg consumer.Config) (w *consum
 // once it stopped.
 func WorkerOn(t testing.TB, js jetstream.JetStream, pool *pgxpool.Pool, cfg consumer.Config, after func()) (*consumer.Worker, func() error) {
 	t.Helper()
-	cons, err := consumer.Setup(context.Background(), js, consumer.StreamConfig{})
+	cons, err := client.Setup(context.Background(), js, client.StreamConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}

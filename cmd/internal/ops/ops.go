@@ -22,7 +22,6 @@ import (
 	"go.uber.org/zap"
 
 	"simworker/client"
-	"simworker/consumer"
 	"simworker/domain"
 	"simworker/internal/httpserve"
 )
@@ -103,7 +102,7 @@ func (c *consumerCollector) Describe(ch chan<- *prometheus.Desc) {
 func (c *consumerCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	cons, err := c.js.Consumer(ctx, client.CommandsStream, consumer.DurableName)
+	cons, err := c.js.Consumer(ctx, client.CommandsStream, client.DurableName)
 	if err != nil {
 		return // NATS down: the gauges are absent rather than wrong
 	}

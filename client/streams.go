@@ -1,8 +1,4 @@
-// Package consumer is the JetStream side of the worker: it creates the
-// streams and the durable consumer when missing, pulls Create-SIM commands,
-// hands them to a transport-free Handler, publishes each outcome event and
-// acknowledges the command only once JetStream has acknowledged the event.
-package consumer
+package client
 
 import (
 	"context"
@@ -11,8 +7,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
-
-	"simworker/client"
 )
 
 // DurableName is the worker's durable consumer on SIM_COMMANDS, shared by
@@ -118,9 +112,9 @@ func Setup(ctx context.Context, js jetstream.JetStream, cfg StreamConfig) (jetst
 		sc     jetstream.StreamConfig
 		limits Limits
 	}{
-		{jetstream.StreamConfig{Name: client.CommandsStream, Subjects: []string{client.CommandsSubject}, Description: "Create-SIM commands"}, cfg.Commands},
-		{jetstream.StreamConfig{Name: client.EventsStream, Subjects: []string{client.EventsSubject}, Description: "SIM outcome events (CloudEvents)"}, cfg.Events},
-		{jetstream.StreamConfig{Name: client.DeadLetterStream, Subjects: []string{client.DeadLetterSubjects}, Description: "Create-SIM commands that failed unexpectedly (outcome 500 internal)"}, cfg.DeadLetter},
+		{jetstream.StreamConfig{Name: CommandsStream, Subjects: []string{CommandsSubject}, Description: "Create-SIM commands"}, cfg.Commands},
+		{jetstream.StreamConfig{Name: EventsStream, Subjects: []string{EventsSubject}, Description: "SIM outcome events (CloudEvents)"}, cfg.Events},
+		{jetstream.StreamConfig{Name: DeadLetterStream, Subjects: []string{DeadLetterSubjects}, Description: "Create-SIM commands that failed unexpectedly (outcome 500 internal)"}, cfg.DeadLetter},
 	} {
 		sc := s.sc
 		sc.Storage = jetstream.FileStorage
@@ -135,17 +129,17 @@ func Setup(ctx context.Context, js jetstream.JetStream, cfg StreamConfig) (jetst
 			return nil, err
 		}
 	}
-	cons, err := js.Consumer(ctx, client.CommandsStream, DurableName)
+	cons, err := js.Consumer(ctx, CommandsStream, DurableName)
 	if err == nil {
 		return cons, nil
 	}
 	if !errors.Is(err, jetstream.ErrConsumerNotFound) {
 		return nil, fmt.Errorf("look up consumer %s: %w", DurableName, err)
 	}
-	cons, err = js.CreateConsumer(ctx, client.CommandsStream, jetstream.ConsumerConfig{
+	cons, err = js.CreateConsumer(ctx, CommandsStream, jetstream.ConsumerConfig{
 		Durable:       DurableName,
 		Description:   "SIM worker: Create-SIM commands",
-		FilterSubject: client.CreateSubject,
+		FilterSubject: CreateSubject,
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       cfg.AckWait,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
@@ -156,7 +150,7 @@ func Setup(ctx context.Context, js jetstream.JetStream, cfg StreamConfig) (jetst
 		Replicas:      cfg.Replicas,
 	})
 	if errors.Is(err, jetstream.ErrConsumerExists) {
-		return js.Consumer(ctx, client.CommandsStream, DurableName)
+		return js.Consumer(ctx, CommandsStream, DurableName)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("create consumer %s: %w", DurableName, err)
@@ -196,7 +190,7 @@ const errCodeStorageResourcesExceeded jetstream.ErrorCode = 10047
 // full. The worker warns about each at start.
 func Unbounded(ctx context.Context, js jetstream.JetStream) []string {
 	var names []string
-	for _, name := range []string{client.CommandsStream, client.EventsStream, client.DeadLetterStream} {
+	for _, name := range []string{CommandsStream, EventsStream, DeadLetterStream} {
 		s, err := js.Stream(ctx, name)
 		if err != nil {
 			continue
