@@ -48,7 +48,7 @@ func start(t *testing.T) *env {
 func startOn(t *testing.T, pool *pgxpool.Pool, dbURL string) *env {
 	t.Helper()
 	repotest.LoadDemo(t, pool)
-	_, nc, js := consumertest.NATS(t, consumer.StreamConfig{})
+	_, nc, js := consumertest.NATS(t, client.StreamConfig{})
 	var w atomic.Pointer[consumer.Worker]
 	srv := ops.New(nc, js, pool, func() bool { p := w.Load(); return p != nil && p.Ready() })
 	if err := srv.Start("127.0.0.1:0", zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))); err != nil {
@@ -145,15 +145,6 @@ func TestMetricsCountABatch(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	var fams map[string]*dto.MetricFamily
-	for {
-		fams = scrape(t, e)
-		if value(fams, "simworker_processing_seconds", nil) >= float64(len(bodies)) || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 	checks := []struct {
 		name   string
 		labels map[string]string
@@ -168,6 +159,22 @@ func TestMetricsCountABatch(t *testing.T) {
 		{"simworker_ack_failures_total", nil, 0},
 		{"simworker_consumer_pending", nil, 0},
 		{"simworker_consumer_ack_pending", nil, 0},
+	}
+	// A scrape reads each metric at its own instant, and acknowledgements
+	// reach the consumer's state after the outcome is counted: poll until
+	// every figure holds together.
+	deadline := time.Now().Add(30 * time.Second)
+	var fams map[string]*dto.MetricFamily
+	for {
+		fams = scrape(t, e)
+		held := true
+		for _, c := range checks {
+			held = held && value(fams, c.name, c.labels) == c.want
+		}
+		if held || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 	for _, c := range checks {
 		if got := value(fams, c.name, c.labels); got != c.want {
