@@ -211,7 +211,7 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		values := r.Header.Values("Authorization")
 		if len(values) > 1 {
-			writeError(w, errorf(http.StatusBadRequest, domain.CodeInvalidArgument, "Authorization", "must be given once"))
+			writeError(w, s.log, errorf(0, domain.CodeInvalidArgument, "Authorization", "must be given once"))
 			return
 		}
 		scheme, token, found := "", "", false
@@ -220,7 +220,7 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 			token = strings.TrimSpace(token)
 		}
 		if !found || !strings.EqualFold(scheme, "Bearer") || token == "" {
-			writeError(w, unauthorized("a bearer token is required (Authorization: Bearer <token>)"))
+			writeError(w, s.log, unauthorized("a bearer token is required (Authorization: Bearer <token>)"))
 			return
 		}
 		now := time.Now()
@@ -232,9 +232,8 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 			if !s.tokens.recentlyValid(key, now) {
 				var wait time.Duration
 				if release, wait = s.refusals.reserve(addr, now); release == nil {
-					writeError(w, errorf(http.StatusTooManyRequests, CodeRateLimited, "",
-						"too many refused tokens from this address: at most "+strconv.Itoa(refusedPerSecond)+" per second").
-						withHeader("Retry-After", strconv.Itoa(max(1, int(math.Ceil(wait.Seconds()))))))
+					writeError(w, s.log, rateLimited("too many refused tokens from this address: at most "+strconv.Itoa(refusedPerSecond)+
+						" per second", int(math.Ceil(wait.Seconds()))))
 					return
 				}
 			}
@@ -245,14 +244,14 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 			}
 			if err != nil {
 				s.log.Warn("token check failed", zap.Error(err))
-				writeError(w, unavailable("the token could not be checked: try again", 1))
+				writeError(w, s.log, unavailable("the token could not be checked: try again", 1))
 				return
 			}
 		} else if !ok {
 			s.refusals.refused(addr, now)
 		}
 		if !ok {
-			writeError(w, unauthorized("the token is unknown, expired or revoked"))
+			writeError(w, s.log, unauthorized("the token is unknown, expired or revoked"))
 			return
 		}
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), callerKey{}, c)))
@@ -275,9 +274,8 @@ func (l *limiter) limit(next http.Handler) http.Handler {
 		if l.perSecond > 0 {
 			if wait := l.delay(callerOf(r.Context()).tokenID); wait > 0 {
 				retry := int(math.Ceil(wait.Seconds()))
-				writeError(w, errorf(http.StatusTooManyRequests, CodeRateLimited, "",
-					"too many requests for this token: at most "+strconv.FormatFloat(l.perSecond, 'f', -1, 64)+" per second").
-					withHeader("Retry-After", strconv.Itoa(max(1, retry))))
+				writeError(w, nil, rateLimited("too many requests for this token: at most "+
+					strconv.FormatFloat(l.perSecond, 'f', -1, 64)+" per second", retry))
 				return
 			}
 		}

@@ -2,85 +2,67 @@ package api
 
 import (
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strconv"
 	"strings"
+
+	"go.uber.org/zap"
 
 	"simworker/domain"
 	"simworker/internal/httpserve"
 )
 
-// Codes of the HTTP API beyond the worker's (domain.Code).
-const (
-	CodeRateLimited          domain.Code = "rate_limited"
-	CodeIdempotencyKeyReused domain.Code = "idempotency_key_reused"
-	CodeUnavailable          domain.Code = "unavailable"
-	CodeMethodNotAllowed     domain.Code = "method_not_allowed"
-)
-
-// statusOf is the status of each code the API answers with itself; a
-// rejection decided by the worker carries its own status.
-var statusOf = map[domain.Code]int{
-	domain.CodeInvalidArgument: http.StatusBadRequest,
-	domain.CodeUnauthorized:    http.StatusUnauthorized,
-	domain.CodeNotFound:        http.StatusNotFound,
-	domain.CodeInternal:        http.StatusInternalServerError,
-	CodeRateLimited:            http.StatusTooManyRequests,
-	CodeIdempotencyKeyReused:   http.StatusUnprocessableEntity,
-	CodeUnavailable:            http.StatusServiceUnavailable,
-	CodeMethodNotAllowed:       http.StatusMethodNotAllowed,
-}
-
-// Error is an answer the API gives before (or instead of) a command's
-// outcome: its body has the shape of sim.rejected data, command_id "".
-type Error struct {
-	Status  int // 0: the code's status
-	Code    domain.Code
-	Message string
-	Fields  []domain.FieldError
-	Header  http.Header // extra headers: WWW-Authenticate, Retry-After, Allow
-}
-
-func (e *Error) Error() string { return string(e.Code) + ": " + e.Message }
-
-// errorf builds an Error with one field at fault (field "" for none).
-func errorf(status int, code domain.Code, field, reason string) *Error {
-	e := &Error{Status: status, Code: code, Message: reason}
-	if field != "" {
-		e.Message = field + ": " + reason
-		e.Fields = []domain.FieldError{{Field: field, Reason: reason}}
-	}
+// errorf is an error of the API's own with its status (0: the code's),
+// one field at fault (field "" for none).
+func errorf(status int, code domain.Code, field, reason string) *domain.Error {
+	e := domain.Errorf(code, field, reason)
+	e.Status = status
 	return e
 }
 
-// withHeader adds a header to the answer.
-func (e *Error) withHeader(name, value string) *Error {
-	if e.Header == nil {
-		e.Header = http.Header{}
-	}
-	e.Header.Set(name, value)
+func unauthorized(reason string) *domain.Error {
+	return domain.Errorf(domain.CodeUnauthorized, "", reason)
+}
+
+func unavailable(reason string, retryAfter int) *domain.Error {
+	e := domain.Errorf(domain.CodeUnavailable, "", reason)
+	e.RetryAfter = retryAfter
 	return e
 }
 
-func unauthorized(reason string) *Error {
-	return errorf(http.StatusUnauthorized, domain.CodeUnauthorized, "", reason).withHeader("WWW-Authenticate", "Bearer")
+func rateLimited(reason string, retryAfter int) *domain.Error {
+	e := domain.Errorf(domain.CodeRateLimited, "", reason)
+	e.RetryAfter = max(1, retryAfter)
+	return e
 }
 
-func unavailable(reason string, retryAfter int) *Error {
-	return errorf(http.StatusServiceUnavailable, CodeUnavailable, "", reason).withHeader("Retry-After", strconv.Itoa(retryAfter))
-}
+var errNotFound = domain.Errorf(domain.CodeNotFound, "", "not found")
 
-var errNotFound = errorf(http.StatusNotFound, domain.CodeNotFound, "", "not found")
-
-// writeError is the one place an error becomes an answer: its status (the
-// code's unless the error names one), its headers, and the error body.
-func writeError(w http.ResponseWriter, e *Error) {
-	status := e.Status
-	if status == 0 {
-		status = statusOf[e.Code]
+// writeError is the one place an error becomes an answer (what the worker
+// decided is answered as its event's data, writeRaw). A *domain.Error is
+// answered with its status, or its code's (domain's one table), and the
+// error body; one of the API's own 401s says WWW-Authenticate: Bearer (the
+// worker's never reach here); RetryAfter becomes Retry-After. An error
+// wrapping domain.ErrUnavailable is 503 (logged as a warning) and anything
+// else 500 internal (logged as an error, the cause never in the body).
+func writeError(w http.ResponseWriter, log *zap.Logger, err error) {
+	var e *domain.Error
+	switch {
+	case errors.As(err, &e):
+	case errors.Is(err, domain.ErrUnavailable):
+		log.Warn("dependency unavailable", zap.Error(err))
+		e = unavailable("a dependency is unavailable: try again", 2)
+	default:
+		log.Error("internal error", zap.Error(err))
+		e = domain.Errorf(domain.CodeInternal, "", "internal error")
 	}
-	for k, v := range e.Header {
-		w.Header()[k] = v
+	status := e.StatusOf()
+	if e.Code == domain.CodeUnauthorized {
+		w.Header().Set("WWW-Authenticate", "Bearer")
+	}
+	if e.RetryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(e.RetryAfter))
 	}
 	fields := e.Fields
 	if fields == nil {
@@ -135,16 +117,16 @@ func routed(mux *http.ServeMux) http.Handler {
 			return
 		}
 		if allowed := allowedMethods(mux, r); len(allowed) > 0 {
-			writeError(w, errorf(http.StatusMethodNotAllowed, CodeMethodNotAllowed, "",
-				r.Method+" is not allowed here").withHeader("Allow", strings.Join(allowed, ", ")))
+			w.Header().Set("Allow", strings.Join(allowed, ", "))
+			writeError(w, nil, domain.Errorf(domain.CodeMethodNotAllowed, "", r.Method+" is not allowed here"))
 			return
 		}
-		writeError(w, errNotFound)
+		writeError(w, nil, errNotFound)
 	})
 }
 
 // NotFound answers 404 with the error body: for handlers mounted beside the
 // API (the reference documents) that meet an unknown path.
 func NotFound() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { writeError(w, errNotFound) })
+	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { writeError(w, nil, errNotFound) })
 }

@@ -34,7 +34,7 @@ func FuzzRequestDecoding(f *testing.F) {
 			r.Header["Idempotency-Key"] = []string{key}
 		}
 		got, e := readSimBody(r)
-		if e != nil && e.Status == http.StatusBadRequest && len(e.Fields) == 1 && e.Fields[0].Field == "sim" &&
+		if e != nil && e.StatusOf() == http.StatusBadRequest && len(e.Fields) == 1 && e.Fields[0].Field == "sim" &&
 			(json.Valid(body) && utf8.Valid(body)) == strings.HasPrefix(e.Message, "the body is not valid JSON: ") {
 			t.Fatalf("valid JSON %v, message %q", json.Valid(body) && utf8.Valid(body), e.Message)
 		}
@@ -58,8 +58,8 @@ func FuzzRequestDecoding(f *testing.F) {
 			}
 			e = e2
 		}
-		if e != nil && (e.Status < 400 || e.Status > 499 || e.Code == "") {
-			t.Fatalf("refusal %d %q for bad input", e.Status, e.Code)
+		if e != nil && (e.StatusOf() < 400 || e.StatusOf() > 499 || e.Code == "") {
+			t.Fatalf("refusal %d %q for bad input", e.StatusOf(), e.Code)
 		}
 	})
 }

@@ -28,7 +28,7 @@ type commandState struct {
 func (s *Server) getCommand(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("command_id")
 	if !wellFormedID(id) {
-		writeError(w, errNotFound)
+		writeError(w, s.log, errNotFound)
 		return
 	}
 	ctx, cancel := withDB(r.Context())
@@ -39,7 +39,7 @@ func (s *Server) getCommand(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !mine {
-		writeError(w, errNotFound)
+		writeError(w, s.log, errNotFound)
 		return
 	}
 	o, err := repo.StoredOutcome(ctx, s.pool, id)
@@ -86,11 +86,11 @@ func (s *Server) getSim(w http.ResponseWriter, r *http.Request) {
 	text := r.PathValue("id")
 	id, err := uuid.Parse(text)
 	if err != nil || len(text) != 36 { // the canonical form only, as the API gives it
-		writeError(w, errNotFound)
+		writeError(w, s.log, errNotFound)
 		return
 	}
 	if id.String() != strings.ToLower(text) {
-		writeError(w, errNotFound)
+		writeError(w, s.log, errNotFound)
 		return
 	}
 	ctx, cancel := withDB(r.Context())
@@ -101,7 +101,7 @@ func (s *Server) getSim(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if sim == nil {
-		writeError(w, errNotFound)
+		writeError(w, s.log, errNotFound)
 		return
 	}
 	writeJSON(w, http.StatusOK, sim)

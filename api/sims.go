@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"mime"
 	"net/http"
@@ -47,12 +48,12 @@ func (s *Server) createSim(w http.ResponseWriter, r *http.Request) {
 	user := callerOf(r.Context()).userID
 	body, e := readSimBody(r)
 	if e != nil {
-		writeError(w, e)
+		writeError(w, s.log, e)
 		return
 	}
 	key, e := idempotencyKey(r.Header)
 	if e != nil {
-		writeError(w, e)
+		writeError(w, s.log, e)
 		return
 	}
 	sum := sha256.Sum256(body)
@@ -64,7 +65,7 @@ func (s *Server) createSim(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !created && !cmd.SameBody(sum[:]) { // check g
-		writeError(w, errorf(http.StatusUnprocessableEntity, CodeIdempotencyKeyReused, "Idempotency-Key",
+		writeError(w, s.log, errorf(0, domain.CodeIdempotencyKeyReused, "Idempotency-Key",
 			"this key was used with another body: use a new key for a new request"))
 		return
 	}
@@ -85,7 +86,7 @@ func (s *Server) createSim(w http.ResponseWriter, r *http.Request) {
 	}
 	envelope := commandBody(cmd.CommandID, user, body)
 	if len(envelope) > domain.MaxBodyBytes {
-		writeError(w, errorf(http.StatusRequestEntityTooLarge, domain.CodeInvalidArgument, "", "the body is too large"))
+		writeError(w, s.log, errorf(http.StatusRequestEntityTooLarge, domain.CodeInvalidArgument, "", "the body is too large"))
 		return
 	}
 	events, cancel := s.waiter.wait(cmd.CommandID)
@@ -95,12 +96,12 @@ func (s *Server) createSim(w http.ResponseWriter, r *http.Request) {
 	if err := s.publish(r.Context(), envelope, cmd.CommandID); err != nil {
 		if client.Refused(err) { // the server's limits refuse this command whatever the retries
 			log.Warn("command refused by NATS for its size", zap.Int("bytes", len(envelope)), zap.Error(err))
-			writeError(w, errorf(http.StatusRequestEntityTooLarge, domain.CodeInvalidArgument, "",
+			writeError(w, s.log, errorf(http.StatusRequestEntityTooLarge, domain.CodeInvalidArgument, "",
 				"the command is larger than the NATS server takes ("+strconv.Itoa(len(envelope))+" bytes)"))
 			return
 		}
 		log.Warn("command not published", zap.Error(err))
-		writeError(w, unavailable("the command could not be published: retry with the same Idempotency-Key", 2))
+		writeError(w, s.log, unavailable("the command could not be published: retry with the same Idempotency-Key", 2))
 		return
 	}
 	log.Debug("command published", zap.Bool("new", created))
@@ -179,19 +180,14 @@ func (s *Server) publish(ctx context.Context, envelope []byte, commandID string)
 	return err
 }
 
-// fail answers a failure to reach a dependency (503) or anything else (500).
+// fail answers a failure of what it was doing: its error, wrapped with
+// what, through writeError.
 func (s *Server) fail(w http.ResponseWriter, what string, err error) {
-	if errors.Is(err, domain.ErrUnavailable) {
-		s.log.Warn("dependency unavailable: "+what, zap.Error(err))
-		writeError(w, unavailable("a dependency is unavailable: try again", 2))
-		return
-	}
-	s.log.Error("could not "+what, zap.Error(err))
-	writeError(w, errorf(http.StatusInternalServerError, domain.CodeInternal, "", "internal error"))
+	writeError(w, s.log, fmt.Errorf("%s: %w", what, err))
 }
 
 // readSimBody runs checks c (size), d (content type) and e (a JSON object).
-func readSimBody(r *http.Request) ([]byte, *Error) {
+func readSimBody(r *http.Request) ([]byte, *domain.Error) {
 	tooLarge := errorf(http.StatusRequestEntityTooLarge, domain.CodeInvalidArgument, "",
 		"the body is larger than "+strconv.Itoa(MaxBodyBytes)+" bytes")
 	if r.ContentLength > MaxBodyBytes {
@@ -209,7 +205,7 @@ func readSimBody(r *http.Request) ([]byte, *Error) {
 			"Content-Type must be application/json (or another +json type)")
 	}
 	if reason := notJSON(body); reason != "" {
-		return nil, &Error{Status: http.StatusBadRequest, Code: domain.CodeInvalidArgument, Message: reason,
+		return nil, &domain.Error{Code: domain.CodeInvalidArgument, Message: reason,
 			Fields: []domain.FieldError{{Field: "sim", Reason: reason}}}
 	}
 	trimmed := bytes.TrimLeft(body, " \t\r\n")
@@ -255,7 +251,7 @@ func jsonMediaType(header string) bool {
 
 // idempotencyKey is check f: absent (nil), or 1 to 128 printable ASCII
 // characters.
-func idempotencyKey(h http.Header) (*string, *Error) {
+func idempotencyKey(h http.Header) (*string, *domain.Error) {
 	values := h.Values("Idempotency-Key")
 	if len(values) == 0 {
 		return nil, nil

@@ -13,27 +13,42 @@ import (
 // Code is the machine-readable rejection code carried in sim.rejected data.
 type Code string
 
-// The rejection codes of the contract's check table.
+// The codes of the contract: those of the check table (the worker's
+// rejections), then those only the HTTP API answers with (section 5).
 const (
 	CodeInvalidArgument Code = "invalid_argument"
 	CodeUnauthorized    Code = "unauthorized"
 	CodeNotFound        Code = "not_found"
 	CodeAlreadyExists   Code = "already_exists"
 	CodeInternal        Code = "internal"
+
+	CodeRateLimited          Code = "rate_limited"
+	CodeIdempotencyKeyReused Code = "idempotency_key_reused"
+	CodeUnavailable          Code = "unavailable"
+	CodeMethodNotAllowed     Code = "method_not_allowed"
 )
 
-// Status is the HTTP-style status the seed API uses for a code.
+// statusOf is the one table of codes and statuses: the seed API's status
+// of each code, in events and HTTP answers alike.
+var statusOf = map[Code]int{
+	CodeInvalidArgument:      400,
+	CodeAlreadyExists:        400,
+	CodeUnauthorized:         401,
+	CodeNotFound:             404,
+	CodeInternal:             500,
+	CodeRateLimited:          429,
+	CodeIdempotencyKeyReused: 422,
+	CodeUnavailable:          503,
+	CodeMethodNotAllowed:     405,
+}
+
+// Status is the status of a code; 500 for a code the contract does not
+// name.
 func (c Code) Status() int {
-	switch c {
-	case CodeInvalidArgument, CodeAlreadyExists:
-		return 400
-	case CodeUnauthorized:
-		return 401
-	case CodeNotFound:
-		return 404
-	default:
-		return 500
+	if s, ok := statusOf[c]; ok {
+		return s
 	}
+	return 500
 }
 
 // FieldError names one field at fault and why.
@@ -43,11 +58,34 @@ type FieldError struct {
 }
 
 // Error is the one error type of the domain: a code, a human message and the
-// fields at fault (possibly none).
+// fields at fault (possibly none). Status, when not 0, overrides the code's
+// (the HTTP API's 413 and 415 are invalid_argument too); RetryAfter, when
+// not 0, is how many seconds a client should wait before trying again.
 type Error struct {
-	Code    Code
-	Message string
-	Fields  []FieldError
+	Code       Code
+	Message    string
+	Fields     []FieldError
+	Status     int
+	RetryAfter int
+}
+
+// StatusOf is the status of an Error: its own, or its code's.
+func (e *Error) StatusOf() int {
+	if e.Status != 0 {
+		return e.Status
+	}
+	return e.Code.Status()
+}
+
+// Errorf is an Error with one field at fault, named in its message (field
+// "" for none): "field: reason".
+func Errorf(code Code, field, reason string) *Error {
+	e := &Error{Code: code, Message: reason}
+	if field != "" {
+		e.Message = field + ": " + reason
+		e.Fields = []FieldError{{Field: field, Reason: reason}}
+	}
+	return e
 }
 
 func (e *Error) Error() string { return string(e.Code) + ": " + e.Message }

@@ -56,7 +56,7 @@ func NewRejection(commandID string, e *Error) Rejection {
 	if fields == nil {
 		fields = []FieldError{}
 	}
-	return Rejection{CommandID: commandID, Status: e.Code.Status(), Code: e.Code, Message: e.Message, Errors: fields}
+	return Rejection{CommandID: commandID, Status: e.StatusOf(), Code: e.Code, Message: e.Message, Errors: fields}
 }
 
 // CloudEvent is a CloudEvents 1.0 event in structured JSON mode, with the
@@ -120,5 +120,5 @@ func NewRejected(source, eventID, commandID string, at time.Time, e *Error) Outc
 		SpecVersion: SpecVersion, ID: eventID, Source: source, Type: TypeRejected, Subject: commandID,
 		Time: FormatTime(at), DataContentType: ContentTypeJSON, CommandID: commandID, Data: data,
 	})
-	return Outcome{CommandID: commandID, EventID: eventID, Type: TypeRejected, Status: e.Code.Status(), Code: e.Code, Event: ev}
+	return Outcome{CommandID: commandID, EventID: eventID, Type: TypeRejected, Status: e.StatusOf(), Code: e.Code, Event: ev}
 }
