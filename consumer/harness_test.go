@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -211,4 +212,28 @@ func (b *bundle) count(sql string, args ...any) int {
 		b.t.Fatal(err)
 	}
 	return n
+}
+
+// outages counts what a worker does that the tests wait on: outcomes
+// published, back-offs on an outage, dead letters.
+type outages struct {
+	unavailable, deadLetters, outcomes atomic.Int64
+}
+
+func (o *outages) Outcome(domain.Outcome, time.Duration) { o.outcomes.Add(1) }
+func (o *outages) Redelivered()                          {}
+func (o *outages) DeadLetter()                           { o.deadLetters.Add(1) }
+func (o *outages) Unavailable()                          { o.unavailable.Add(1) }
+func (o *outages) AckFailed()                            {}
+
+// until waits, up to 30 s, for cond; what names it in the failure.
+func (b *bundle) until(what string, cond func() bool) {
+	b.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			b.t.Fatalf("not within 30s: %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -20,17 +19,6 @@ import (
 	"simworker/internal/devstack"
 	"simworker/internal/testfactory"
 )
-
-// outages counts what the worker takes for an outage, and its dead letters.
-type outages struct {
-	unavailable, deadLetters, outcomes atomic.Int64
-}
-
-func (o *outages) Outcome(domain.Outcome, time.Duration) { o.outcomes.Add(1) }
-func (o *outages) Redelivered()                          {}
-func (o *outages) DeadLetter()                           { o.deadLetters.Add(1) }
-func (o *outages) Unavailable()                          { o.unavailable.Add(1) }
-func (o *outages) AckFailed()                            {}
 
 // bigMetadata is a valid sim_metadata of a few hundred bytes sent that
 // PostgreSQL stores as about 100 bytes per number.

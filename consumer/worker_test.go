@@ -411,8 +411,9 @@ func TestGracefulStop(t *testing.T) {
 		t.Fatalf("stop: %v", err)
 	}
 	b.command("c-after", iccid(2))
-	time.Sleep(200 * time.Millisecond)
-	if got := len(b.waitEvents(1)); got != 1 {
+	// Run has returned: nothing of the worker can publish any more, however
+	// long one waits.
+	if got := len(b.seen()); got != 1 {
 		t.Fatalf("%d events after stop, want 1", got)
 	}
 	b.startWorker(consumer.Config{})
@@ -429,11 +430,14 @@ func TestPostgresOutageIsNotAnOutcome(t *testing.T) {
 	ctx := context.Background()
 	// Refuse connections to this test's database only.
 	restore := repotest.RefuseConnections(t, repotest.ServerURL(t), b.dbURL)
-	b.startWorker(consumer.Config{RetryWindow: 500 * time.Millisecond, MaxBackoff: 200 * time.Millisecond})
+	obs := &outages{}
+	b.startWorker(consumer.Config{RetryWindow: 500 * time.Millisecond, MaxBackoff: 200 * time.Millisecond, Observer: obs})
 	for i := 0; i < 5; i++ {
 		b.command(fmt.Sprintf("c-out-%d", i), iccid(300+i))
 	}
-	time.Sleep(1500 * time.Millisecond)
+	// The worker met the outage and backed off, several times, past a retry
+	// window (its batch handed back and taken again).
+	b.until("five back-offs", func() bool { return obs.unavailable.Load() >= 5 })
 	early := len(b.seen())
 	if early != 0 {
 		t.Fatalf("%d outcomes published while the database was down", early)
@@ -532,8 +536,9 @@ func TestSlowTransactionOutlastsAckWait(t *testing.T) {
 	if _, err := tx.Exec(ctx, `LOCK TABLE sims IN SHARE MODE`); err != nil {
 		t.Fatal(err)
 	}
-	b.startWorker(consumer.Config{BatchSize: 1, Concurrency: 1})
-	b.startWorker(consumer.Config{BatchSize: 1, Concurrency: 1})
+	obs1, obs2 := &outages{}, &outages{}
+	b.startWorker(consumer.Config{BatchSize: 1, Concurrency: 1, Observer: obs1})
+	b.startWorker(consumer.Config{BatchSize: 1, Concurrency: 1, Observer: obs2})
 	b.command("c-slow", iccid(4))
 	// The second delivery of the same command, under another message id.
 	b.publish(fmt.Sprintf(`{"command_id":"c-slow","actor_id":"u-alice","sim":{"device_id":"d-1","iccid":%q}}`, iccid(4)), "c-slow-again")
@@ -550,13 +555,22 @@ func TestSlowTransactionOutlastsAckWait(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	time.Sleep(500 * time.Millisecond)
+	// ... both waiting on the lock.
+	b.until("both transactions waiting on the lock", func() bool {
+		var waiting int
+		err := b.pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
+			WHERE datname = current_database() AND wait_event_type = 'Lock'`).Scan(&waiting)
+		return err == nil && waiting == 2
+	})
 	if err := tx.Rollback(ctx); err != nil {
 		t.Fatal(err)
 	}
 	b.drained()
-	b.waitEvents(1)
-	time.Sleep(300 * time.Millisecond) // a late second publish would show here
+	// Each delivery's outcome was published (the workers count a publish
+	// once JetStream took it; a redelivery publishes it again): every one of
+	// those publishes reaches the subscription, and they must be one event.
+	published := func() int { return int(obs1.outcomes.Load() + obs2.outcomes.Load()) }
+	b.until("both deliveries' outcomes published and seen", func() bool { return published() >= 2 && len(b.seen()) == published() })
 	all := b.seen()
 	for _, e := range all {
 		if e.ID != all[0].ID || e.Type != domain.TypeCreated {
@@ -582,9 +596,12 @@ func TestSchemaDriftIsAnOutage(t *testing.T) {
 	if _, err := b.pool.Exec(ctx, `ALTER TABLE sims RENAME COLUMN rate_plan TO rate_plan_old`); err != nil {
 		t.Fatal(err)
 	}
-	b.startWorker(consumer.Config{RetryWindow: 500 * time.Millisecond, MaxBackoff: 200 * time.Millisecond, PoisonRetries: 1})
+	obs := &outages{}
+	b.startWorker(consumer.Config{RetryWindow: 500 * time.Millisecond, MaxBackoff: 200 * time.Millisecond, PoisonRetries: 1, Observer: obs})
 	b.command("c-drift", iccid(21))
-	time.Sleep(2 * time.Second)
+	// More back-offs than the poison layer's retries: the outage never
+	// turned into a 500.
+	b.until("five back-offs", func() bool { return obs.unavailable.Load() >= 5 })
 	early := len(b.seen())
 	if early != 0 {
 		t.Fatalf("%d outcomes while the schema was broken", early)
