@@ -35,10 +35,6 @@ type CrashCounter interface {
 	EndAttempt(ctx context.Context, commandID, attempt string, decided bool) error
 }
 
-// crashHook is called with each command before it is decided; test builds
-// (the faulthook tag) use it to crash the process on a marked command.
-var crashHook func(domain.Envelope)
-
 // handedBack remembers the deliveries this worker NAKed, by stream
 // sequence, so that their redelivery is not taken for a crash.
 type handedBack struct {

@@ -23,9 +23,6 @@ func (w *Worker) handle(ctx context.Context, its []*item) (outs []domain.Outcome
 	envs := make([]domain.Envelope, len(its))
 	for i, it := range its {
 		envs[i] = it.env
-		if crashHook != nil {
-			crashHook(it.env)
-		}
 	}
 	outs, err = w.h.Handle(ctx, envs)
 	if err == nil && len(outs) != len(envs) {

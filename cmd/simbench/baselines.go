@@ -61,8 +61,9 @@ func (b *bench) rawJetStream(ctx context.Context, cmds []command) (float64, floa
 }
 
 // rawPostgres stores, for each valid command, a SIM row and an outcome row
-// of about 1 KB with the worker's own write statements and no decision, 500
-// per transaction over 4 connections: what PostgreSQL alone can take.
+// of about 1 KB with COPY and no decision (writeRows, as the pass-through
+// worker), 500 per transaction over 4 connections: what PostgreSQL alone
+// can take.
 func (b *bench) rawPostgres(ctx context.Context, cmds []command) (float64, error) {
 	b.logf("raw PostgreSQL")
 	_, pool, err := b.newDatabase(ctx)
@@ -70,16 +71,21 @@ func (b *bench) rawPostgres(ctx context.Context, cmds []command) (float64, error
 		return 0, err
 	}
 	defer pool.Close()
-	var cands []domain.Candidate
-	for i, c := range cmds {
-		if env := domain.ParseCommand(c.body); env.Reject == nil {
-			env.Command.Sim.ICCID = fmt.Sprintf("99%017d", i) // distinct: every row is stored
-			cands = append(cands, domain.Candidate{Command: &env.Command, CompanyID: "co-site-1"})
-		}
-	}
+	now := time.Now().UTC().Truncate(time.Microsecond)
 	event := bytes.Repeat([]byte("x"), 900)
-	outcome := func(s domain.Sim) domain.Outcome {
-		return domain.Outcome{CommandID: "raw-" + s.ID, EventID: newUUID(), Type: domain.TypeCreated, Status: 201, SimID: s.ID, Event: event}
+	var sims []domain.Sim
+	var outs []domain.Outcome
+	for i, c := range cmds {
+		env := domain.ParseCommand(c.body)
+		if env.Reject != nil {
+			continue
+		}
+		in := env.Command.Sim
+		s := domain.Sim{ID: newUUID(), CompanyID: "co-site-1", DeviceID: in.DeviceID, ICCID: fmt.Sprintf("99%017d", i), // distinct: every row is stored
+			MSISDN: in.MSISDN, Status: in.Status, RatePlan: in.RatePlan, CommunicationPlan: in.CommunicationPlan, SimMetadata: in.SimMetadata,
+			CreatedAt: now, CreatedBy: env.Command.ActorID, UpdatedAt: now, UpdatedBy: env.Command.ActorID}
+		sims = append(sims, s)
+		outs = append(outs, domain.Outcome{CommandID: "raw-" + s.ID, EventID: newUUID(), Type: domain.TypeCreated, Status: 201, SimID: s.ID, Event: event})
 	}
 	var next atomic.Int64
 	start := time.Now()
@@ -88,10 +94,11 @@ func (b *bench) rawPostgres(ctx context.Context, cmds []command) (float64, error
 		g.Go(func() error {
 			for {
 				lo := int(next.Add(500)) - 500
-				if lo >= len(cands) {
+				if lo >= len(sims) {
 					return nil
 				}
-				if err := repo.WriteUndecided(ctx, pool, cands[lo:min(lo+500, len(cands))], time.Now(), outcome); err != nil {
+				hi := min(lo+500, len(sims))
+				if err := writeRows(ctx, pool, sims[lo:hi], outs[lo:hi]); err != nil {
 					return err
 				}
 			}
@@ -100,7 +107,7 @@ func (b *bench) rawPostgres(ctx context.Context, cmds []command) (float64, error
 	if err := g.Wait(); err != nil {
 		return 0, err
 	}
-	return float64(len(cands)) / time.Since(start).Seconds(), nil
+	return float64(len(sims)) / time.Since(start).Seconds(), nil
 }
 
 // naive decides one command per transaction and publishes its outcome

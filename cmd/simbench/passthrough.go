@@ -121,29 +121,7 @@ func passBatch(ctx context.Context, js jetstream.JetStream, pool *pgxpool.Pool, 
 		}
 		sims, outs, acks = append(sims, sim), append(outs, o), append(acks, m)
 	}
-	if err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-		simRow := make([]any, 14)
-		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"sims"}, []string{"id", "company_id", "device_id", "mno_integration_id", "iccid",
-			"msisdn", "status", "communication_plan", "rate_plan", "sim_metadata", "created_at", "created_by", "updated_at", "updated_by"},
-			pgx.CopyFromSlice(len(sims), func(k int) ([]any, error) {
-				s := &sims[k]
-				simRow[0], simRow[1], simRow[2], simRow[3], simRow[4] = uuidOf(s.ID), s.CompanyID, s.DeviceID, s.MNOIntegrationID, s.ICCID
-				simRow[5], simRow[6], simRow[7], simRow[8], simRow[9] = s.MSISDN, s.Status, s.CommunicationPlan, s.RatePlan, []byte(s.SimMetadata)
-				simRow[10], simRow[11], simRow[12], simRow[13] = s.CreatedAt, s.CreatedBy, s.UpdatedAt, s.UpdatedBy
-				return simRow, nil
-			})); err != nil {
-			return err
-		}
-		outRow := make([]any, 7)
-		_, err := tx.CopyFrom(ctx, pgx.Identifier{"processed_commands"},
-			[]string{"command_id", "event_id", "event_type", "status", "code", "sim_id", "event"},
-			pgx.CopyFromSlice(len(outs), func(k int) ([]any, error) {
-				o := &outs[k]
-				outRow[0], outRow[1], outRow[2], outRow[3], outRow[4], outRow[5], outRow[6] = o.CommandID, uuidOf(o.EventID), o.Type, int32(o.Status), nil, uuidOf(o.SimID), o.Event
-				return outRow, nil
-			}))
-		return err
-	}); err != nil {
+	if err := writeRows(ctx, pool, sims, outs); err != nil {
 		return err
 	}
 	futures := make([]jetstream.PubAckFuture, len(outs))
@@ -166,6 +144,35 @@ func passBatch(ctx context.Context, js jetstream.JetStream, pool *pgxpool.Pool, 
 		_ = m.Ack()
 	}
 	return nil
+}
+
+// writeRows writes SIM rows and outcome rows with COPY in one transaction:
+// the least PostgreSQL can be asked to do for them (the pass-through worker,
+// and the raw PostgreSQL limit).
+func writeRows(ctx context.Context, pool *pgxpool.Pool, sims []domain.Sim, outs []domain.Outcome) error {
+	return pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		simRow := make([]any, 14)
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"sims"}, []string{"id", "company_id", "device_id", "mno_integration_id", "iccid",
+			"msisdn", "status", "communication_plan", "rate_plan", "sim_metadata", "created_at", "created_by", "updated_at", "updated_by"},
+			pgx.CopyFromSlice(len(sims), func(k int) ([]any, error) {
+				s := &sims[k]
+				simRow[0], simRow[1], simRow[2], simRow[3], simRow[4] = uuidOf(s.ID), s.CompanyID, s.DeviceID, s.MNOIntegrationID, s.ICCID
+				simRow[5], simRow[6], simRow[7], simRow[8], simRow[9] = s.MSISDN, s.Status, s.CommunicationPlan, s.RatePlan, []byte(s.SimMetadata)
+				simRow[10], simRow[11], simRow[12], simRow[13] = s.CreatedAt, s.CreatedBy, s.UpdatedAt, s.UpdatedBy
+				return simRow, nil
+			})); err != nil {
+			return err
+		}
+		outRow := make([]any, 7)
+		_, err := tx.CopyFrom(ctx, pgx.Identifier{"processed_commands"},
+			[]string{"command_id", "event_id", "event_type", "status", "code", "sim_id", "event"},
+			pgx.CopyFromSlice(len(outs), func(k int) ([]any, error) {
+				o := &outs[k]
+				outRow[0], outRow[1], outRow[2], outRow[3], outRow[4], outRow[5], outRow[6] = o.CommandID, uuidOf(o.EventID), o.Type, int32(o.Status), nil, uuidOf(o.SimID), o.Event
+				return outRow, nil
+			}))
+		return err
+	})
 }
 
 func uuidOf(s string) pgtype.UUID {

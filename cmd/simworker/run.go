@@ -230,10 +230,14 @@ func work(ctx context.Context, log *zap.Logger, nc *nats.Conn, pool *pgxpool.Poo
 		log.Warn("stream has no limits: it grows until the disk is full; set max age and max bytes with `nats stream edit` (see the README's stream limits)",
 			zap.String("stream", name))
 	}
-	w := consumer.NewWorker(js, cons, repo.NewStore(pool, wcfg.Source), log, wcfg)
+	w := consumer.NewWorker(js, cons, handler(repo.NewStore(pool, wcfg.Source)), log, wcfg)
 	worker.Store(w)
 	if started != nil {
 		started(opsAddr)
 	}
 	return w.Run(ctx)
 }
+
+// handler is the worker's Handler around the store: the store itself, but
+// in the fault tests' build (faulthook.go).
+var handler = func(s *repo.Store) consumer.Handler { return s }
