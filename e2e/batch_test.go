@@ -7,14 +7,13 @@ import (
 
 	"simworker/domain"
 	"simworker/internal/testfactory"
-	"simworker/repo"
 )
 
 // faultFixtures for the fault suite: a tree of companies, devices across it, a
 // user with a grant on the root, one without grants, MNO integrations on two
 // trees.
-func faultFixtures() *repo.Fixtures {
-	f := (&repo.Fixtures{}).Company("co-root", "").Company("co-other", "")
+func faultFixtures() *domain.Fixtures {
+	f := (&domain.Fixtures{}).Company("co-root", "").Company("co-other", "")
 	for i := 0; i < 10; i++ {
 		child := fmt.Sprintf("co-%d", i)
 		f.Company(child, "co-root")

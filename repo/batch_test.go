@@ -18,8 +18,8 @@ import (
 // batchFixtures: a tree co-root > co-a > co-a1 and a separate co-other;
 // u-root may create SIMs on the whole tree, u-a1 on co-a1 only, u-none
 // nowhere; a device and an MNO integration at several levels.
-func batchFixtures() *repo.Fixtures {
-	f := &repo.Fixtures{}
+func batchFixtures() *domain.Fixtures {
+	f := &domain.Fixtures{}
 	return f.Company("co-root", "").Company("co-a", "co-root").Company("co-a1", "co-a").Company("co-other", "").
 		User("u-root").User("u-a1").User("u-none").
 		Grant("u-root", "co-root", domain.PermissionCreateSIM).Grant("u-a1", "co-a1", domain.PermissionCreateSIM).

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"simworker/deploy"
+	"simworker/domain"
 	"simworker/repo"
 	"simworker/repo/repotest"
 )
@@ -16,7 +17,7 @@ func TestFixturesLoadTwiceChangesNothing(t *testing.T) {
 	t.Parallel()
 	pool, _ := repotest.NewDB(t)
 	ctx := context.Background()
-	f, err := repo.ParseFixtures(deploy.DemoFixtures)
+	f, err := domain.ParseFixtures(deploy.DemoFixtures)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,7 +60,7 @@ func TestFixturesRejectBadFiles(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			_, err := repo.ParseFixtures([]byte(tt.doc))
+			_, err := domain.ParseFixtures([]byte(tt.doc))
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("err = %v, want it to mention %q", err, tt.want)
 			}
@@ -76,7 +77,7 @@ func TestFixturesRejectDanglingAndCycles(t *testing.T) {
 		"grant of a missing user":     `{"companies": [{"id": "c", "name": "C"}], "grants": [{"user_id": "u", "company_id": "c", "permission": "sims:create"}]}`,
 		"cycle":                       `{"companies": [{"id": "a", "name": "A", "parent_id": "b"}, {"id": "b", "name": "B", "parent_id": "a"}]}`,
 	} {
-		f, err := repo.ParseFixtures([]byte(doc))
+		f, err := domain.ParseFixtures([]byte(doc))
 		if err != nil {
 			t.Fatalf("%s: parse: %v", name, err)
 		}

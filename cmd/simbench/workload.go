@@ -6,7 +6,6 @@ import (
 	"strings"
 
 	"simworker/domain"
-	"simworker/repo"
 )
 
 // command is a generated command.
@@ -59,8 +58,8 @@ func generate(n, depth int) []command {
 // fixtures: 1,000 companies in a three-level tree (10 resellers, 90
 // customers, 900 sites), 20,000 devices on the sites, 2,000 users with a
 // grant each, MNO integrations; and an eight-level chain for the depth run.
-func fixtures() *repo.Fixtures {
-	f := &repo.Fixtures{}
+func fixtures() *domain.Fixtures {
+	f := &domain.Fixtures{}
 	site := func(k int) string { return fmt.Sprintf("co-site-%d", k) }
 	for r := 0; r < 10; r++ {
 		reseller := fmt.Sprintf("co-reseller-%d", r)

@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"simworker/cmd/internal/cli"
+	"simworker/domain"
 	"simworker/repo"
 )
 
@@ -121,7 +122,7 @@ func fixturesLoad(ctx context.Context, cfg *fixturesConfig, rest []string, out, 
 	if err != nil {
 		return err
 	}
-	f, err := repo.ParseFixtures(data)
+	f, err := domain.ParseFixtures(data)
 	if err != nil {
 		return fmt.Errorf("%s: %w", rest[0], err)
 	}

@@ -21,6 +21,7 @@ import (
 
 	"simworker/cmd/internal/cli"
 	"simworker/deploy"
+	"simworker/domain"
 	"simworker/internal/devstack"
 	"simworker/repo"
 )
@@ -119,7 +120,7 @@ func devCmd(ctx context.Context, cfg *devConfig, _ []string, stdout, stderr io.W
 	if err := repo.Migrate(ctx, pool); err != nil {
 		return err
 	}
-	fx, err := repo.ParseFixtures(deploy.DemoFixtures)
+	fx, err := domain.ParseFixtures(deploy.DemoFixtures)
 	if err != nil {
 		return err
 	}
@@ -195,7 +196,7 @@ func devSecret(dir, name string) (string, error) {
 // devTokens makes a fresh API token for each demo user, named "simworker
 // dev", and revokes those of earlier runs: a token is shown once, so a new
 // run prints new ones.
-func devTokens(ctx context.Context, pool *pgxpool.Pool, fx *repo.Fixtures) (map[string]string, error) {
+func devTokens(ctx context.Context, pool *pgxpool.Pool, fx *domain.Fixtures) (map[string]string, error) {
 	old, err := repo.ListTokens(ctx, pool, "")
 	if err != nil {
 		return nil, err

@@ -11,7 +11,6 @@ import (
 	"sync/atomic"
 
 	"simworker/domain"
-	"simworker/repo"
 )
 
 var next atomic.Int64
@@ -106,8 +105,8 @@ func (c Command) Envelope() domain.Envelope { return domain.ParseCommand(c.Body(
 // create SIMs on the whole reseller tree, u-gina on globex, u-eve on
 // co-acme-eu only (and read it), u-bob may only read co-acme; a device and an
 // MNO integration at several levels.
-func World() *repo.Fixtures {
-	f := &repo.Fixtures{}
+func World() *domain.Fixtures {
+	f := &domain.Fixtures{}
 	return f.Company("co-reseller", "").Company("co-acme", "co-reseller").Company("co-acme-eu", "co-acme").
 		Company("co-globex", "").
 		User("u-alice").User("u-bob").User("u-gina").User("u-eve").

@@ -19,6 +19,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"simworker/deploy"
+	"simworker/domain"
 	"simworker/internal/devstack"
 	"simworker/repo"
 )
@@ -115,7 +116,7 @@ func NewDB(t testing.TB) (*pgxpool.Pool, string) {
 // simworker dev does.
 func LoadDemo(t testing.TB, pool *pgxpool.Pool) {
 	t.Helper()
-	f, err := repo.ParseFixtures(deploy.DemoFixtures)
+	f, err := domain.ParseFixtures(deploy.DemoFixtures)
 	if err != nil {
 		t.Fatalf("parse the demo fixtures: %v", err)
 	}
@@ -167,9 +168,9 @@ func Restart(ctx context.Context, pg *devstack.Postgres, opts devstack.PostgresO
 	return devstack.StartPostgres(ctx, opts)
 }
 
-// Load loads reference data built in code (see repo.Fixtures' builder and
+// Load loads reference data built in code (see domain.Fixtures' builder and
 // testfactory.World).
-func Load(t testing.TB, pool *pgxpool.Pool, f *repo.Fixtures) {
+func Load(t testing.TB, pool *pgxpool.Pool, f *domain.Fixtures) {
 	t.Helper()
 	if _, err := repo.LoadFixtures(context.Background(), pool, f); err != nil {
 		t.Fatalf("load fixtures: %v", err)
