@@ -4,7 +4,7 @@ SHELL := /bin/bash
 GO    ?= go
 NATS_CLI_VERSION := v0.5.0
 
-.PHONY: all build run test test-short chaos soak bench bench-go fuzz lint fmt postgres chromium nats-cli validate-docs clean
+.PHONY: all build run docs test test-short chaos soak bench bench-go fuzz lint fmt postgres chromium nats-cli validate-docs clean
 
 all: build
 
@@ -74,6 +74,10 @@ lint:
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')
+
+## docs: regenerate docs/configuration.md's tables from the commands' --help (make test fails when they differ)
+docs:
+	UPDATE_DOCS=1 $(GO) test -count=1 -run TestConfigurationDoc ./cmd/simworker ./cmd/simctl
 
 ## validate-docs: AsyncAPI (official parser), docker-compose.yml (Compose schema), deploy/k8s (Kubernetes schemas)
 validate-docs:

@@ -53,7 +53,7 @@ func TestFixturesLoadErrors(t *testing.T) {
 }
 
 func TestEverySettingIsDocumented(t *testing.T) {
-	clitest.Documented(t, "../../README.md", dispatch, commands())
+	clitest.Documented(t, "../../docs/configuration.md", dispatch, commands())
 }
 
 // TestHelpListsEveryFlag: each command's --help lists every flag its flag
@@ -99,4 +99,10 @@ func TestMistypedCommandNamesTheNearest(t *testing.T) {
 			t.Errorf("%s: %v, want a hint of %q", args, err, want)
 		}
 	}
+}
+
+// TestConfigurationDoc: docs/configuration.md's tables of simctl are what
+// --help says.
+func TestConfigurationDoc(t *testing.T) {
+	clitest.GeneratedSection(t, "../../docs/configuration.md", "simctl", cli.Markdown(commands()))
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"simworker/cmd/internal/cli"
 	"simworker/cmd/internal/cli/clitest"
 	"simworker/repo/repotest"
 )
@@ -151,9 +152,9 @@ func (s *syncBuffer) String() string {
 }
 
 // TestEverySettingIsDocumented: --help lists every setting with its
-// environment variable, and the README's configuration table has each one.
+// environment variable, and docs/configuration.md has each one.
 func TestEverySettingIsDocumented(t *testing.T) {
-	clitest.Documented(t, "../../README.md", dispatch, commands())
+	clitest.Documented(t, "../../docs/configuration.md", dispatch, commands())
 }
 
 // TestHelpListsEveryFlag: each command's --help lists every flag its flag
@@ -213,4 +214,10 @@ func TestFirstRunHints(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "source .simworker-dev/env") {
 		t.Fatalf("with the env file: %v", err)
 	}
+}
+
+// TestConfigurationDoc: docs/configuration.md's tables of simworker are what
+// --help says.
+func TestConfigurationDoc(t *testing.T) {
+	clitest.GeneratedSection(t, "../../docs/configuration.md", "simworker", cli.Markdown(commands()))
 }

@@ -219,6 +219,37 @@ func (b *bound) usage(summary string) {
 	}
 }
 
+// Markdown is the settings of commands as Markdown, from what --help says
+// of them: a table per command (flag, environment variable, default,
+// meaning). docs/configuration.md is made of it, and tests hold it to it.
+func Markdown(commands []Command) string {
+	var b strings.Builder
+	for _, c := range commands {
+		bd, _ := c.bind()
+		fmt.Fprintf(&b, "### `%s`\n\n%s\n\n", c.Name, c.Summary)
+		if len(bd.settings) == 0 {
+			b.WriteString("No settings.\n\n")
+			continue
+		}
+		b.WriteString("| variable | flag | default | meaning |\n| --- | --- | --- | --- |\n")
+		for _, s := range bd.settings {
+			env, def := "(none: this invocation's choice)", "`"+s.def+"`"
+			if s.env != "" {
+				env = "`" + s.env + "`"
+			}
+			switch {
+			case s.required:
+				def = "(required)"
+			case s.def == "":
+				def = "(none)"
+			}
+			fmt.Fprintf(&b, "| %s | `-%s` | %s | %s |\n", env, s.flag, def, strings.ReplaceAll(s.help, "|", "\\|"))
+		}
+		b.WriteString("\n")
+	}
+	return b.String()
+}
+
 // helpLine is the first line of a setting in --help:
 //
 //	-batch-size, SIM_BATCH_SIZE  (default 500)

@@ -76,3 +76,31 @@ func Documented(t *testing.T, readmePath string, run Run, commands []cli.Command
 		}
 	}
 }
+
+// GeneratedSection fails the test unless the file at path holds, between
+// the lines "<!-- BEGIN name -->" and "<!-- END name -->", exactly want; run
+// with UPDATE_DOCS=1 it writes want there instead.
+func GeneratedSection(t *testing.T, path, name, want string) {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	begin, end := "<!-- BEGIN "+name+" -->\n", "<!-- END "+name+" -->"
+	i, j := strings.Index(string(data), begin), strings.Index(string(data), end)
+	if i < 0 || j < i {
+		t.Fatalf("%s has no section %s (%q ... %q)", path, name, begin, end)
+	}
+	got := string(data[i+len(begin) : j])
+	if got == want {
+		return
+	}
+	if os.Getenv("UPDATE_DOCS") != "" {
+		out := string(data[:i+len(begin)]) + want + string(data[j:])
+		if err := os.WriteFile(path, []byte(out), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	t.Errorf("%s, section %s, is not what the commands' --help says: run `make docs` (UPDATE_DOCS=1 go test ./cmd/...)", path, name)
+}
