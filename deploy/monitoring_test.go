@@ -12,11 +12,11 @@ import (
 	"github.com/prometheus/prometheus/promql/parser"
 )
 
-// documentedMetrics are the metric names the README documents, with the
+// documentedMetrics are the metric names docs/operations.md documents, with the
 // series a histogram adds.
 func documentedMetrics(t *testing.T) map[string]bool {
 	t.Helper()
-	readme, err := os.ReadFile("../README.md")
+	readme, err := os.ReadFile("../docs/operations.md")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,13 +47,13 @@ func metricsIn(t *testing.T, p parser.Parser, expr string) []string {
 	return names
 }
 
-// documented: every metric an expression reads is one the README lists (a
+// documented: every metric an expression reads is one docs/operations.md lists (a
 // db_pool_* family counts as listed).
 func documented(t *testing.T, docs map[string]bool, where string, names []string) {
 	t.Helper()
 	for _, n := range names {
 		if !docs[n] && !(strings.HasPrefix(n, "simworker_db_pool_") && docs["simworker_db_pool_"]) {
-			t.Errorf("%s reads %s, which the README does not document", where, n)
+			t.Errorf("%s reads %s, which docs/operations.md does not document", where, n)
 		}
 	}
 }

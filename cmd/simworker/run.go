@@ -227,7 +227,7 @@ func work(ctx context.Context, log *zap.Logger, nc *nats.Conn, pool *pgxpool.Poo
 		return err
 	}
 	for _, name := range client.Unbounded(ctx, js) {
-		log.Warn("stream has no limits: it grows until the disk is full; set max age and max bytes with `nats stream edit` (see the README's stream limits)",
+		log.Warn("stream has no limits: it grows until the disk is full; set max age and max bytes with `nats stream edit` (see docs/runbook.md, Stream limits)",
 			zap.String("stream", name))
 	}
 	w := consumer.NewWorker(js, cons, handler(repo.NewStore(pool, wcfg.Source)), log, wcfg)

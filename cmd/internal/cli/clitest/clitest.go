@@ -1,5 +1,5 @@
 // Package clitest checks that a program's --help lists every flag of each
-// command and that the README documents every setting.
+// command and that the documentation names every setting.
 package clitest
 
 import (
@@ -55,7 +55,7 @@ func EveryFlagListed(t *testing.T, run Run, commands []cli.Command) {
 var settingLine = regexp.MustCompile(`(?m)^  -[a-z-]+, ([A-Z][A-Z0-9_]*)  \((required|default .*)\)$`)
 
 // Documented runs each command with --help and fails the test for every
-// setting (environment variable) its help lists that the README does not
+// setting (environment variable) its help lists that the document at path does not
 // name in backquotes, or when a help lists none.
 func Documented(t *testing.T, readmePath string, run Run, commands []cli.Command) {
 	t.Helper()
@@ -71,7 +71,7 @@ func Documented(t *testing.T, readmePath string, run Run, commands []cli.Command
 		}
 		for _, m := range envs {
 			if !strings.Contains(string(readme), "`"+m[1]+"`") {
-				t.Errorf("%s: setting %s is not in the README", c.Name, m[1])
+				t.Errorf("%s: setting %s is not in %s", c.Name, m[1], readmePath)
 			}
 		}
 	}
