@@ -323,222 +323,250 @@ func TestServerConf(t *testing.T) {
 	srv := startServer(t, opts)
 	serverURL := srv.ClientURL()
 
-	// ── api (simworker api): its one core subscription to the outcomes ──
-	api := dial(t, serverURL, "api", pw["api"])
-	apiEvents := make(chan *nats.Msg, 8)
-	if _, err := api.nc.ChanSubscribe(client.EventsSubject, apiEvents); err != nil {
-		t.Fatalf("api: subscribe %s: %v", client.EventsSubject, err)
-	}
-	if err := api.nc.Flush(); err != nil {
-		t.Fatal(err)
-	}
-
-	// ── worker: creates the streams and its durable consumer ──
-	worker := dial(t, serverURL, "worker", pw["worker"])
-	ctx := timeout(t, 60*time.Second)
-	cons, err := client.Setup(ctx, worker.js, client.StreamConfig{})
-	if err != nil {
-		t.Fatalf("worker: client.Setup: %v", err)
-	}
-	if ci := cons.CachedInfo(); ci.Name != client.DurableName || ci.Config.FilterSubject != client.CreateSubject {
-		t.Fatalf("worker: consumer %q filter %q", ci.Name, ci.Config.FilterSubject)
-	}
-	for _, name := range []string{client.CommandsStream, client.EventsStream, client.DeadLetterStream} {
-		if _, err := worker.js.Stream(ctx, name); err != nil {
-			t.Fatalf("worker: stream %s after Setup: %v", name, err)
+	// Each step needs the ones before it: the first to fail ends the test.
+	// Connections are the whole test's (dialled with top: a step's own t
+	// would close them when the step ends).
+	top := t
+	step := func(name string, f func(t *testing.T)) {
+		t.Helper()
+		if !t.Run(name, f) {
+			t.FailNow()
 		}
 	}
-	// A second start finds everything in place (the look-up path).
-	if _, err := client.Setup(ctx, worker.js, client.StreamConfig{}); err != nil {
-		t.Fatalf("worker: second client.Setup: %v", err)
-	}
+	var (
+		api, worker, publisher, operator *natsUser
+		apiEvents                        = make(chan *nats.Msg, 8)
+		ctx                              = timeout(t, 60*time.Second)
+		cons                             jetstream.Consumer
+		commandID                        = uuid.NewString()
+		out                              domain.Outcome
+		commands                         map[string]string
+		body                             []byte
+	)
 
-	// ── worker: publishes an outcome event and a dead letter ──
-	commandID := uuid.NewString()
-	out := outcome(t, commandID)
-	f, err := client.PublishOutcome(worker.js, out)
-	if err != nil {
-		t.Fatalf("worker: publish event: %v", err)
-	}
-	if ack := awaitAck(t, f); ack.Stream != client.EventsStream || ack.Duplicate {
-		t.Fatalf("worker: event acknowledged by %q (duplicate %v), want %s", ack.Stream, ack.Duplicate, client.EventsStream)
-	}
-	dl := nats.NewMsg(client.DeadLetterSubject)
-	dl.Data = []byte(`{"command_id":"dead"}`)
-	if ack, err := worker.js.PublishMsg(ctx, dl, jetstream.WithExpectStream(client.DeadLetterStream)); err != nil {
-		t.Fatalf("worker: publish dead letter: %v", err)
-	} else if ack.Stream != client.DeadLetterStream {
-		t.Fatalf("worker: dead letter acknowledged by %q", ack.Stream)
-	}
+	step("api subscribes to the outcomes", func(t *testing.T) {
+		api = dial(top, serverURL, "api", pw["api"])
+		if _, err := api.nc.ChanSubscribe(client.EventsSubject, apiEvents); err != nil {
+			t.Fatalf("api: subscribe %s: %v", client.EventsSubject, err)
+		}
+		if err := api.nc.Flush(); err != nil {
+			t.Fatal(err)
+		}
+	})
 
-	// ── api: receives the outcome event on its core subscription ──
-	select {
-	case m := <-apiEvents:
-		e, err := client.ParseEvent(m.Data)
-		if err != nil || m.Subject != client.SubjectCreated || e.ID != out.EventID {
-			t.Fatalf("api: received %s event %q (%v), want %s event %s", m.Subject, e.ID, err, client.SubjectCreated, out.EventID)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatalf("api: no event on %s within 10s", client.EventsSubject)
-	}
-
-	// ── publisher: publishes a command ──
-	publisher := dial(t, serverURL, "publisher", pw["publisher"])
-	body := []byte(`{"command_id":"` + commandID + `","type":"sim.create"}`)
-	ack, err := publisher.js.PublishMsg(ctx, client.CommandMsg(body, commandID), jetstream.WithExpectStream(client.CommandsStream))
-	if err != nil {
-		t.Fatalf("publisher: publish command: %v", err)
-	}
-	if ack.Stream != client.CommandsStream || ack.Sequence != 1 {
-		t.Fatalf("publisher: command acknowledged as %s/%d, want %s/1", ack.Stream, ack.Sequence, client.CommandsStream)
-	}
-
-	// ── api: publishes a command the way simworker api does ──
-	apiCommandID := uuid.NewString()
-	apiBody := []byte(`{"command_id":"` + apiCommandID + `","actor_id":"u-1","sim":{}}`)
-	ack, err = api.js.PublishMsg(ctx, client.CommandMsg(apiBody, apiCommandID), jetstream.WithExpectStream(client.CommandsStream))
-	if err != nil {
-		t.Fatalf("api: publish command: %v", err)
-	}
-	if ack.Stream != client.CommandsStream || ack.Sequence != 2 {
-		t.Fatalf("api: command acknowledged as %s/%d, want %s/2", ack.Stream, ack.Sequence, client.CommandsStream)
-	}
-	commands := map[string]string{commandID: string(body), apiCommandID: string(apiBody)}
-
-	// ── worker: pulls both commands through its durable and acks them ──
-	batch, err := cons.Fetch(2, jetstream.FetchMaxWait(10*time.Second))
-	if err != nil {
-		t.Fatalf("worker: fetch: %v", err)
-	}
-	var got []jetstream.Msg
-	for m := range batch.Messages() {
-		got = append(got, m)
-	}
-	if err := batch.Error(); err != nil {
-		t.Fatalf("worker: fetch: %v", err)
-	}
-	if len(got) != 2 {
-		t.Fatalf("worker: fetched %d messages, want the 2 published commands", len(got))
-	}
-	for _, m := range got {
-		if id := m.Headers().Get(jetstream.MsgIDHeader); commands[id] != string(m.Data()) {
-			t.Fatalf("worker: fetched %q (Nats-Msg-Id %q), not a published command", m.Data(), id)
-		}
-		if err := m.InProgress(); err != nil {
-			t.Fatalf("worker: in progress: %v", err)
-		}
-		if err := m.Ack(); err != nil {
-			t.Fatalf("worker: ack: %v", err)
-		}
-	}
-	// Ack is fire-and-forget: the server must have applied it.
-	var ci *jetstream.ConsumerInfo
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		if ci, err = cons.Info(ctx); err != nil {
-			t.Fatalf("worker: consumer info: %v", err)
-		}
-		if ci.NumAckPending == 0 && ci.AckFloor.Stream == 2 || time.Now().After(deadline) {
-			break
-		}
-	}
-	if ci.NumAckPending != 0 || ci.AckFloor.Stream != 2 || ci.NumPending != 0 {
-		t.Fatalf("worker: after ack: %d ack pending, ack floor %d, %d pending", ci.NumAckPending, ci.AckFloor.Stream, ci.NumPending)
-	}
-
-	// ── operator (simctl): Setup as a look-up, ordered consumers, republish ──
-	operator := dial(t, serverURL, "operator", pw["operator"])
-	if _, err := client.Setup(ctx, operator.js, client.StreamConfig{}); err != nil {
-		t.Fatalf("operator: client.Setup: %v", err)
-	}
-	// simctl replay: stream info, then an ordered consumer fetched in a loop.
-	cs, err := operator.js.Stream(ctx, client.CommandsStream)
-	if err != nil {
-		t.Fatalf("operator: stream %s: %v", client.CommandsStream, err)
-	}
-	if info, err := cs.Info(ctx); err != nil || info.State.LastSeq != 2 {
-		t.Fatalf("operator: stream info: %v (%+v)", err, info)
-	}
-	oc, err := operator.js.OrderedConsumer(ctx, client.CommandsStream, jetstream.OrderedConsumerConfig{FilterSubjects: []string{client.CreateSubject}})
-	if err != nil {
-		t.Fatalf("operator: ordered consumer: %v", err)
-	}
-	replayed := 0
-	for i := range 2 { // the second fetch finds nothing, and replaces the first consumer
-		batch, err := oc.Fetch(2, jetstream.FetchMaxWait(2*time.Second))
+	step("worker sets up the streams and its consumer", func(t *testing.T) {
+		worker = dial(top, serverURL, "worker", pw["worker"])
+		var err error
+		cons, err = client.Setup(ctx, worker.js, client.StreamConfig{})
 		if err != nil {
-			t.Fatalf("operator: replay fetch %d: %v", i, err)
+			t.Fatalf("worker: client.Setup: %v", err)
 		}
-		for m := range batch.Messages() {
-			if commands[m.Headers().Get(jetstream.MsgIDHeader)] != string(m.Data()) {
-				t.Errorf("operator: replay read %q", m.Data())
+		if ci := cons.CachedInfo(); ci.Name != client.DurableName || ci.Config.FilterSubject != client.CreateSubject {
+			t.Fatalf("worker: consumer %q filter %q", ci.Name, ci.Config.FilterSubject)
+		}
+		for _, name := range []string{client.CommandsStream, client.EventsStream, client.DeadLetterStream} {
+			if _, err := worker.js.Stream(ctx, name); err != nil {
+				t.Fatalf("worker: stream %s after Setup: %v", name, err)
 			}
-			replayed++
 		}
-		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) {
-			t.Fatalf("operator: replay fetch %d: %v", i, err)
+		// A second start finds everything in place (the look-up path).
+		if _, err := client.Setup(ctx, worker.js, client.StreamConfig{}); err != nil {
+			t.Fatalf("worker: second client.Setup: %v", err)
 		}
-	}
-	if replayed != 2 {
-		t.Fatalf("operator: replay read %d commands, want 2", replayed)
-	}
-	// The consumer of the first fetch is deleted (asynchronously): only the
-	// worker's durable and the current ordered consumer remain.
-	var names []string
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		if names = consumerNames(t, srv, client.CommandsStream); len(names) == 2 || time.Now().After(deadline) {
-			break
-		}
-	}
-	if len(names) != 2 || !slices.Contains(names, client.DurableName) {
-		t.Fatalf("operator: consumers of %s after replay: %v, want simworker and one ordered consumer", client.CommandsStream, names)
-	}
-	// simctl --wait: WatchOutcomes reads SIM_EVENTS with an ordered consumer.
-	seen := make(chan client.Event, 8)
-	stop, err := client.WatchOutcomes(ctx, operator.js, time.Now(), func(e client.Event) { seen <- e })
-	if err != nil {
-		t.Fatalf("operator: WatchOutcomes: %v", err)
-	}
-	select {
-	case e := <-seen:
-		if e.ID != out.EventID || e.CommandID != commandID {
-			t.Fatalf("operator: read event %s of command %s, want %s of %s", e.ID, e.CommandID, out.EventID, commandID)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("operator: no event read from SIM_EVENTS within 10s")
-	}
-	stop()
-	// simctl tail --since: an ordered consumer of SIM_EVENTS, fetched.
-	tc, err := operator.js.OrderedConsumer(ctx, client.EventsStream, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{client.EventsSubject}, DeliverPolicy: jetstream.DeliverAllPolicy})
-	if err != nil {
-		t.Fatalf("operator: tail: ordered consumer: %v", err)
-	}
-	tailed, err := tc.Fetch(100, jetstream.FetchMaxWait(2*time.Second))
-	if err != nil {
-		t.Fatalf("operator: tail fetch: %v", err)
-	}
-	var tailIDs []string
-	for m := range tailed.Messages() {
-		e, err := client.ParseEvent(m.Data())
+	})
+
+	step("worker publishes an event and a dead letter", func(t *testing.T) {
+		out = outcome(t, commandID)
+		f, err := client.PublishOutcome(worker.js, out)
 		if err != nil {
-			t.Fatalf("operator: tail read %q: %v", m.Data(), err)
+			t.Fatalf("worker: publish event: %v", err)
 		}
-		tailIDs = append(tailIDs, e.ID)
-	}
-	if err := tailed.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) {
-		t.Fatalf("operator: tail fetch: %v", err)
-	}
-	if !slices.Equal(tailIDs, []string{out.EventID}) {
-		t.Fatalf("operator: tail read events %v, want [%s]", tailIDs, out.EventID)
-	}
-	// simctl events republish: same event id, de-duplicated by JetStream.
-	f, err = client.PublishOutcome(operator.js, out)
-	if err != nil {
-		t.Fatalf("operator: republish: %v", err)
-	}
-	if ack := awaitAck(t, f); ack.Stream != client.EventsStream || !ack.Duplicate {
-		t.Fatalf("operator: republish acknowledged by %q (duplicate %v), want a duplicate in %s", ack.Stream, ack.Duplicate, client.EventsStream)
-	}
+		if ack := awaitAck(t, f); ack.Stream != client.EventsStream || ack.Duplicate {
+			t.Fatalf("worker: event acknowledged by %q (duplicate %v), want %s", ack.Stream, ack.Duplicate, client.EventsStream)
+		}
+		dl := nats.NewMsg(client.DeadLetterSubject)
+		dl.Data = []byte(`{"command_id":"dead"}`)
+		if ack, err := worker.js.PublishMsg(ctx, dl, jetstream.WithExpectStream(client.DeadLetterStream)); err != nil {
+			t.Fatalf("worker: publish dead letter: %v", err)
+		} else if ack.Stream != client.DeadLetterStream {
+			t.Fatalf("worker: dead letter acknowledged by %q", ack.Stream)
+		}
+	})
+
+	step("api receives the event", func(t *testing.T) {
+		select {
+		case m := <-apiEvents:
+			e, err := client.ParseEvent(m.Data)
+			if err != nil || m.Subject != client.SubjectCreated || e.ID != out.EventID {
+				t.Fatalf("api: received %s event %q (%v), want %s event %s", m.Subject, e.ID, err, client.SubjectCreated, out.EventID)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("api: no event on %s within 10s", client.EventsSubject)
+		}
+	})
+
+	step("publisher publishes a command", func(t *testing.T) {
+		publisher = dial(top, serverURL, "publisher", pw["publisher"])
+		body = []byte(`{"command_id":"` + commandID + `","type":"sim.create"}`)
+		ack, err := publisher.js.PublishMsg(ctx, client.CommandMsg(body, commandID), jetstream.WithExpectStream(client.CommandsStream))
+		if err != nil {
+			t.Fatalf("publisher: publish command: %v", err)
+		}
+		if ack.Stream != client.CommandsStream || ack.Sequence != 1 {
+			t.Fatalf("publisher: command acknowledged as %s/%d, want %s/1", ack.Stream, ack.Sequence, client.CommandsStream)
+		}
+	})
+
+	step("api publishes a command", func(t *testing.T) {
+		apiCommandID := uuid.NewString()
+		apiBody := []byte(`{"command_id":"` + apiCommandID + `","actor_id":"u-1","sim":{}}`)
+		ack, err := api.js.PublishMsg(ctx, client.CommandMsg(apiBody, apiCommandID), jetstream.WithExpectStream(client.CommandsStream))
+		if err != nil {
+			t.Fatalf("api: publish command: %v", err)
+		}
+		if ack.Stream != client.CommandsStream || ack.Sequence != 2 {
+			t.Fatalf("api: command acknowledged as %s/%d, want %s/2", ack.Stream, ack.Sequence, client.CommandsStream)
+		}
+		commands = map[string]string{commandID: string(body), apiCommandID: string(apiBody)}
+	})
+
+	step("worker pulls and acks both commands", func(t *testing.T) {
+		batch, err := cons.Fetch(2, jetstream.FetchMaxWait(10*time.Second))
+		if err != nil {
+			t.Fatalf("worker: fetch: %v", err)
+		}
+		var got []jetstream.Msg
+		for m := range batch.Messages() {
+			got = append(got, m)
+		}
+		if err := batch.Error(); err != nil {
+			t.Fatalf("worker: fetch: %v", err)
+		}
+		if len(got) != 2 {
+			t.Fatalf("worker: fetched %d messages, want the 2 published commands", len(got))
+		}
+		for _, m := range got {
+			if id := m.Headers().Get(jetstream.MsgIDHeader); commands[id] != string(m.Data()) {
+				t.Fatalf("worker: fetched %q (Nats-Msg-Id %q), not a published command", m.Data(), id)
+			}
+			if err := m.InProgress(); err != nil {
+				t.Fatalf("worker: in progress: %v", err)
+			}
+			if err := m.Ack(); err != nil {
+				t.Fatalf("worker: ack: %v", err)
+			}
+		}
+		// Ack is fire-and-forget: the server must have applied it.
+		var ci *jetstream.ConsumerInfo
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+			if ci, err = cons.Info(ctx); err != nil {
+				t.Fatalf("worker: consumer info: %v", err)
+			}
+			if ci.NumAckPending == 0 && ci.AckFloor.Stream == 2 || time.Now().After(deadline) {
+				break
+			}
+		}
+		if ci.NumAckPending != 0 || ci.AckFloor.Stream != 2 || ci.NumPending != 0 {
+			t.Fatalf("worker: after ack: %d ack pending, ack floor %d, %d pending", ci.NumAckPending, ci.AckFloor.Stream, ci.NumPending)
+		}
+	})
+
+	step("operator looks up, replays, tails and republishes", func(t *testing.T) {
+		operator = dial(top, serverURL, "operator", pw["operator"])
+		if _, err := client.Setup(ctx, operator.js, client.StreamConfig{}); err != nil {
+			t.Fatalf("operator: client.Setup: %v", err)
+		}
+		// simctl replay: stream info, then an ordered consumer fetched in a loop.
+		cs, err := operator.js.Stream(ctx, client.CommandsStream)
+		if err != nil {
+			t.Fatalf("operator: stream %s: %v", client.CommandsStream, err)
+		}
+		if info, err := cs.Info(ctx); err != nil || info.State.LastSeq != 2 {
+			t.Fatalf("operator: stream info: %v (%+v)", err, info)
+		}
+		oc, err := operator.js.OrderedConsumer(ctx, client.CommandsStream, jetstream.OrderedConsumerConfig{FilterSubjects: []string{client.CreateSubject}})
+		if err != nil {
+			t.Fatalf("operator: ordered consumer: %v", err)
+		}
+		replayed := 0
+		for i := range 2 { // the second fetch finds nothing, and replaces the first consumer
+			batch, err := oc.Fetch(2, jetstream.FetchMaxWait(2*time.Second))
+			if err != nil {
+				t.Fatalf("operator: replay fetch %d: %v", i, err)
+			}
+			for m := range batch.Messages() {
+				if commands[m.Headers().Get(jetstream.MsgIDHeader)] != string(m.Data()) {
+					t.Errorf("operator: replay read %q", m.Data())
+				}
+				replayed++
+			}
+			if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) {
+				t.Fatalf("operator: replay fetch %d: %v", i, err)
+			}
+		}
+		if replayed != 2 {
+			t.Fatalf("operator: replay read %d commands, want 2", replayed)
+		}
+		// The consumer of the first fetch is deleted (asynchronously): only the
+		// worker's durable and the current ordered consumer remain.
+		var names []string
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+			if names = consumerNames(t, srv, client.CommandsStream); len(names) == 2 || time.Now().After(deadline) {
+				break
+			}
+		}
+		if len(names) != 2 || !slices.Contains(names, client.DurableName) {
+			t.Fatalf("operator: consumers of %s after replay: %v, want simworker and one ordered consumer", client.CommandsStream, names)
+		}
+		// simctl --wait: WatchOutcomes reads SIM_EVENTS with an ordered consumer.
+		seen := make(chan client.Event, 8)
+		stop, err := client.WatchOutcomes(ctx, operator.js, time.Now(), func(e client.Event) { seen <- e })
+		if err != nil {
+			t.Fatalf("operator: WatchOutcomes: %v", err)
+		}
+		select {
+		case e := <-seen:
+			if e.ID != out.EventID || e.CommandID != commandID {
+				t.Fatalf("operator: read event %s of command %s, want %s of %s", e.ID, e.CommandID, out.EventID, commandID)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("operator: no event read from SIM_EVENTS within 10s")
+		}
+		stop()
+		// simctl tail --since: an ordered consumer of SIM_EVENTS, fetched.
+		tc, err := operator.js.OrderedConsumer(ctx, client.EventsStream, jetstream.OrderedConsumerConfig{
+			FilterSubjects: []string{client.EventsSubject}, DeliverPolicy: jetstream.DeliverAllPolicy})
+		if err != nil {
+			t.Fatalf("operator: tail: ordered consumer: %v", err)
+		}
+		tailed, err := tc.Fetch(100, jetstream.FetchMaxWait(2*time.Second))
+		if err != nil {
+			t.Fatalf("operator: tail fetch: %v", err)
+		}
+		var tailIDs []string
+		for m := range tailed.Messages() {
+			e, err := client.ParseEvent(m.Data())
+			if err != nil {
+				t.Fatalf("operator: tail read %q: %v", m.Data(), err)
+			}
+			tailIDs = append(tailIDs, e.ID)
+		}
+		if err := tailed.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) {
+			t.Fatalf("operator: tail fetch: %v", err)
+		}
+		if !slices.Equal(tailIDs, []string{out.EventID}) {
+			t.Fatalf("operator: tail read events %v, want [%s]", tailIDs, out.EventID)
+		}
+		// simctl events republish: same event id, de-duplicated by JetStream.
+		f, err := client.PublishOutcome(operator.js, out)
+		if err != nil {
+			t.Fatalf("operator: republish: %v", err)
+		}
+		if ack := awaitAck(t, f); ack.Stream != client.EventsStream || !ack.Duplicate {
+			t.Fatalf("operator: republish acknowledged by %q (duplicate %v), want a duplicate in %s", ack.Stream, ack.Duplicate, client.EventsStream)
+		}
+	})
+
 	for role, c := range map[string]*natsUser{"worker": worker, "publisher": publisher, "operator": operator, "api": api} {
 		t.Run("no errors/"+role, c.expectNoErrors)
 	}
