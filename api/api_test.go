@@ -12,7 +12,6 @@ import (
 
 	"simworker/api"
 	"simworker/internal/testfactory"
-	"simworker/repo"
 )
 
 func simBody(iccid string, extra ...string) string {
@@ -321,7 +320,7 @@ func TestTokensExpireAndRevoke(t *testing.T) {
 	t.Parallel()
 	w := setup(t, api.Config{})
 	ctx := context.Background()
-	soon, _, err := repo.CreateToken(ctx, w.pool, "u-alice", "short", time.Now().Add(time.Second))
+	soon, _, err := w.app.CreateToken(ctx, "u-alice", "short", time.Now().Add(time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -334,7 +333,7 @@ func TestTokensExpireAndRevoke(t *testing.T) {
 	if c := get(tok); c != 404 {
 		t.Fatalf("valid token: %d", c)
 	}
-	if ok, err := repo.RevokeToken(ctx, w.pool, tok); err != nil || !ok {
+	if ok, err := w.app.RevokeToken(ctx, tok); err != nil || !ok {
 		t.Fatalf("revoke: %v %v", ok, err)
 	}
 	start := time.Now()

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"simworker/app"
 	"simworker/repo"
 	"simworker/repo/repotest"
 )
@@ -19,14 +20,15 @@ func TestValidTokenSurvivesAFlood(t *testing.T) {
 	t.Parallel()
 	pool, _ := repotest.NewDB(t)
 	repotest.LoadDemo(t, pool)
-	tok, _, err := repo.CreateToken(context.Background(), pool, "u-alice", "t", time.Time{})
+	a := app.New(repo.New(pool), "")
+	tok, _, err := a.CreateToken(context.Background(), "u-alice", "t", time.Time{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	var checks atomic.Int64
 	c := newTokenCache(func(ctx context.Context, token string) (string, string, bool, error) {
 		checks.Add(1)
-		return repo.Authenticate(ctx, pool, token)
+		return a.Authenticate(ctx, token)
 	})
 	now := time.Now()
 	key := sha256.Sum256([]byte(tok))

@@ -18,6 +18,7 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"simworker/api"
+	"simworker/app"
 	"simworker/client"
 	"simworker/consumer"
 	"simworker/consumer/consumertest"
@@ -38,6 +39,7 @@ func TestMain(m *testing.M) { repotest.Main(m) }
 type world struct {
 	t     *testing.T
 	pool  *pgxpool.Pool
+	app   *app.App
 	dbURL string
 	node  *consumertest.Node
 	js    jetstream.JetStream
@@ -62,7 +64,7 @@ func setupWith(t *testing.T, cfg api.Config, o devstack.NATSOptions) *world {
 		t.Fatal(err)
 	}
 	t.Cleanup(node.Shutdown)
-	w := &world{t: t, pool: pool, dbURL: dbURL, node: node, spec: openapitest.New(t)}
+	w := &world{t: t, pool: pool, app: app.New(repo.New(pool), ""), dbURL: dbURL, node: node, spec: openapitest.New(t)}
 	nc, err := nats.Connect(node.URL, nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
@@ -78,7 +80,7 @@ func setupWith(t *testing.T, cfg api.Config, o devstack.NATSOptions) *world {
 	if cfg.Wait == 0 {
 		cfg.Wait = 10 * time.Second
 	}
-	w.api, err = api.New(nc, w.js, pool, zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)), cfg)
+	w.api, err = api.New(nc, w.js, w.app, zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,7 +103,7 @@ func (w *world) startWorker() (stop func() error) {
 // token makes an API token for user.
 func (w *world) token(user string) string {
 	w.t.Helper()
-	tok, _, err := repo.CreateToken(context.Background(), w.pool, user, "test", time.Time{})
+	tok, _, err := w.app.CreateToken(context.Background(), user, "test", time.Time{})
 	if err != nil {
 		w.t.Fatal(err)
 	}
@@ -201,7 +203,7 @@ func (w *world) sims() int {
 // eventData is the data of the outcome event stored for a command.
 func (w *world) eventData(commandID string) []byte {
 	w.t.Helper()
-	o, err := repo.StoredOutcome(context.Background(), w.pool, commandID)
+	o, err := w.app.StoredOutcome(context.Background(), commandID)
 	if err != nil || o == nil {
 		w.t.Fatalf("no stored outcome for %s: %v", commandID, err)
 	}

@@ -11,7 +11,6 @@ import (
 
 	"simworker/client"
 	"simworker/domain"
-	"simworker/repo"
 )
 
 // commandState is GET /v1/commands/{command_id}'s answer.
@@ -33,7 +32,7 @@ func (s *Server) getCommand(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := withDB(r.Context())
 	defer cancel()
-	mine, err := repo.CommandOf(ctx, s.pool, id, callerOf(r.Context()).userID)
+	mine, err := s.app.CommandOf(ctx, id, callerOf(r.Context()).userID)
 	if err != nil {
 		s.fail(w, "look the command up", err)
 		return
@@ -42,7 +41,7 @@ func (s *Server) getCommand(w http.ResponseWriter, r *http.Request) {
 		writeError(w, s.log, errNotFound)
 		return
 	}
-	o, err := repo.StoredOutcome(ctx, s.pool, id)
+	o, err := s.app.StoredOutcome(ctx, id)
 	if err != nil {
 		s.fail(w, "read the stored outcome", err)
 		return
@@ -95,7 +94,7 @@ func (s *Server) getSim(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := withDB(r.Context())
 	defer cancel()
-	sim, err := repo.VisibleSim(ctx, s.pool, id, callerOf(r.Context()).userID)
+	sim, err := s.app.VisibleSim(ctx, id.String(), callerOf(r.Context()).userID)
 	if err != nil {
 		s.fail(w, "read the SIM", err)
 		return

@@ -6,10 +6,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
+	"simworker/app"
 	"simworker/domain"
-	"simworker/repo"
 )
 
 const (
@@ -26,24 +24,24 @@ const (
 // waiting to fill a batch, so a lone request is written at once and a burst
 // costs one statement and one commit per batch instead of one per request.
 type recorder struct {
-	pool *pgxpool.Pool
+	app  *app.App
 	reqs chan *recordReq
 	stop chan struct{}
 	wg   sync.WaitGroup
 }
 
 type recordReq struct {
-	repo.CommandRequest
+	app.CommandRequest
 	done chan recordRes // buffered: a writer never blocks on a request that left
 }
 
 type recordRes struct {
-	repo.Recorded
+	app.Recorded
 	err error
 }
 
-func newRecorder(pool *pgxpool.Pool) *recorder {
-	r := &recorder{pool: pool, reqs: make(chan *recordReq), stop: make(chan struct{})}
+func newRecorder(a *app.App) *recorder {
+	r := &recorder{app: a, reqs: make(chan *recordReq), stop: make(chan struct{})}
 	for range recordWriters {
 		r.wg.Add(1)
 		go r.write()
@@ -52,21 +50,21 @@ func newRecorder(pool *pgxpool.Pool) *recorder {
 }
 
 // record records one request and returns the command that answers it (see
-// repo.RecordCommands).
-func (r *recorder) record(ctx context.Context, q repo.CommandRequest) (repo.Recorded, error) {
+// app.RecordCommands).
+func (r *recorder) record(ctx context.Context, q app.CommandRequest) (app.Recorded, error) {
 	req := &recordReq{CommandRequest: q, done: make(chan recordRes, 1)}
 	select {
 	case r.reqs <- req:
 	case <-ctx.Done():
-		return repo.Recorded{}, ctx.Err()
+		return app.Recorded{}, ctx.Err()
 	case <-r.stop:
-		return repo.Recorded{}, fmt.Errorf("%w: the API is stopping", domain.ErrUnavailable)
+		return app.Recorded{}, fmt.Errorf("%w: the API is stopping", domain.ErrUnavailable)
 	}
 	select {
 	case res := <-req.done:
 		return res.Recorded, res.err
 	case <-ctx.Done():
-		return repo.Recorded{}, ctx.Err()
+		return app.Recorded{}, ctx.Err()
 	}
 }
 
@@ -91,12 +89,12 @@ func (r *recorder) write() {
 				break fill
 			}
 		}
-		qs := make([]repo.CommandRequest, len(batch))
+		qs := make([]app.CommandRequest, len(batch))
 		for i, q := range batch {
 			qs[i] = q.CommandRequest
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), recordTimeout)
-		res, err := repo.RecordCommands(ctx, r.pool, qs)
+		res, err := r.app.RecordCommands(ctx, qs)
 		cancel()
 		for i, q := range batch {
 			if err != nil {

@@ -11,12 +11,11 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 
-	"simworker/repo"
+	"simworker/app"
 )
 
 // Config tunes the API. Zero fields take the defaults in parentheses.
@@ -43,7 +42,7 @@ func (c Config) withDefaults() Config {
 // outcome events, shared by every request.
 type Server struct {
 	cfg      Config
-	pool     *pgxpool.Pool
+	app      *app.App
 	js       jetstream.JetStream
 	log      *zap.Logger
 	waiter   *waiter
@@ -55,19 +54,19 @@ type Server struct {
 }
 
 // New builds the API on a NATS connection (publishing commands, receiving
-// events) and a PostgreSQL pool (tokens, the commands the API made, stored
+// events) and the application (tokens, the commands the API made, stored
 // outcomes, SIMs). Close releases its subscription and its writers.
-func New(nc *nats.Conn, js jetstream.JetStream, pool *pgxpool.Pool, log *zap.Logger, cfg Config) (*Server, error) {
+func New(nc *nats.Conn, js jetstream.JetStream, a *app.App, log *zap.Logger, cfg Config) (*Server, error) {
 	cfg = cfg.withDefaults()
 	w, err := newWaiter(nc)
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, pool: pool, js: js, log: log, waiter: w, records: newRecorder(pool),
+	s := &Server{cfg: cfg, app: a, js: js, log: log, waiter: w, records: newRecorder(a),
 		tokens: newTokenCache(func(ctx context.Context, token string) (string, string, bool, error) {
 			ctx, cancel := withDB(ctx)
 			defer cancel()
-			return repo.Authenticate(ctx, pool, token)
+			return a.Authenticate(ctx, token)
 		}),
 		refusals: newRefusals(), limiter: newLimiter(cfg.Rate)}
 	s.handler = s.routes()

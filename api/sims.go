@@ -23,9 +23,9 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
+	"simworker/app"
 	"simworker/client"
 	"simworker/domain"
-	"simworker/repo"
 )
 
 // tracerName names the API's spans' instrumentation scope.
@@ -57,7 +57,7 @@ func (s *Server) createSim(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	sum := sha256.Sum256(body)
-	rec, err := s.records.record(r.Context(), repo.CommandRequest{UserID: user, Key: key, BodyHash: sum[:],
+	rec, err := s.records.record(r.Context(), app.CommandRequest{UserID: user, Key: key, BodyHash: sum[:],
 		CommandID: "api-" + uuid.Must(uuid.NewV7()).String()})
 	cmd, created := rec.Command, rec.Created
 	if err != nil {
@@ -73,7 +73,7 @@ func (s *Server) createSim(w http.ResponseWriter, r *http.Request) {
 	log := s.log.With(zap.String("command_id", cmd.CommandID), zap.String("user", user))
 	if !created { // the key's command: its outcome, if decided before this request came
 		ctx, cancel := withDB(r.Context())
-		o, err := repo.StoredOutcome(ctx, s.pool, cmd.CommandID)
+		o, err := s.app.StoredOutcome(ctx, cmd.CommandID)
 		cancel()
 		if err != nil {
 			s.fail(w, "read the stored outcome", err)
@@ -126,7 +126,7 @@ func (s *Server) await(w http.ResponseWriter, r *http.Request, commandID string,
 	// stored outcome is the truth.
 	ctx, cancel := withDB(r.Context())
 	defer cancel()
-	o, err := repo.StoredOutcome(ctx, s.pool, commandID)
+	o, err := s.app.StoredOutcome(ctx, commandID)
 	if err != nil {
 		s.fail(w, "read the stored outcome", err)
 		return

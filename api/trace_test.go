@@ -15,7 +15,6 @@ import (
 	"simworker/api"
 	"simworker/client"
 	"simworker/consumer/consumertest"
-	"simworker/repo"
 )
 
 // TestOneTraceFromRequestToEvent: with a tracer provider recording (the
@@ -79,7 +78,7 @@ func TestOneTraceFromRequestToEvent(t *testing.T) {
 	if !batchLinked {
 		t.Error("no sim.batch span links the command's span")
 	}
-	o, err := repo.StoredOutcome(context.Background(), w.pool, commandID)
+	o, err := w.app.StoredOutcome(context.Background(), commandID)
 	if err != nil || o == nil {
 		t.Fatalf("stored outcome: %v %v", o, err)
 	}

@@ -105,7 +105,7 @@ func (w *Worker) prepare(batch []jetstream.Msg) (items, todo []*item) {
 			// message's place in the stream, so a redelivery re-publishes the
 			// very same event.
 			pos, at := position(m, it.meta)
-			o := domain.NewRejected(w.cfg.Source, pos, "", at, it.env.Reject)
+			o := w.h.Unidentified(pos, at, it.env.Reject)
 			it.outcome = &o
 			continue
 		}

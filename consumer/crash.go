@@ -24,7 +24,7 @@ import (
 // hand-back by another worker, so counting starts with its attempts alone.
 
 // CrashCounter is the durable count of crashed attempts that a Handler may
-// offer (repo.Store does). Without it, suspects are still decided alone.
+// offer (app.App does). Without it, suspects are still decided alone.
 type CrashCounter interface {
 	// BeginAttempt marks an attempt at commandID in progress and returns
 	// how many earlier ones crashed; attempt is the same on every retry of

@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"simworker/app"
 	"simworker/client"
 	"simworker/consumer"
 	"simworker/consumer/consumertest"
@@ -109,6 +110,17 @@ func (b *bundle) startWorker(cfg consumer.Config) (stop func() error) {
 	b.t.Helper()
 	_, stop = consumertest.Worker(b.t, b.ns.URL, b.dbURL, cfg)
 	return stop
+}
+
+// startApp runs a worker, with its own NATS connection, handing its
+// commands to a, until the test ends.
+func (b *bundle) startApp(a *app.App, cfg consumer.Config) {
+	b.t.Helper()
+	js, err := jetstream.New(consumertest.Connect(b.t, b.ns.URL))
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	consumertest.WorkerFor(b.t, js, a, cfg, nil)
 }
 
 // publish sends a command body with Nats-Msg-Id msgID (none when empty).

@@ -86,7 +86,7 @@ func headerLen(m *nats.Msg) int {
 	return len("NATS/1.0\r\n") + b.Len() + len("\r\n")
 }
 
-// OutcomeReplacer is what a Handler offers (repo.Store does) so that a
+// OutcomeReplacer is what a Handler offers (app.App does) so that a
 // command whose outcome event cannot be published for a reason of its own
 // gets its 500 internal instead.
 type OutcomeReplacer interface {

@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
+	"simworker/app"
 	"simworker/client"
 	"simworker/consumer"
 	"simworker/consumer/consumertest"
@@ -67,7 +68,7 @@ func TestAckFailureIsCountedAndRedelivered(t *testing.T) {
 	cons.refuse.Store(1)
 	core, logs := observer.New(zap.WarnLevel)
 	obs := &counts{}
-	w := consumer.NewWorker(js, cons, repo.NewStore(b.pool, ""), zap.New(core), consumer.Config{Observer: obs})
+	w := consumer.NewWorker(js, cons, app.New(repo.New(b.pool), ""), zap.New(core), consumer.Config{Observer: obs})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- w.Run(ctx) }()

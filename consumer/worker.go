@@ -23,11 +23,14 @@ import (
 // domain.InternalEnvelope.
 type Handler interface {
 	Handle(ctx context.Context, envs []domain.Envelope) ([]domain.Outcome, error)
+	// Unidentified is the rejection of a body without a command id, which
+	// is not stored: its event id and time are the message's place in the
+	// stream, so a redelivery publishes the very same event.
+	Unidentified(eventID string, at time.Time, reject *domain.Error) domain.Outcome
 }
 
 // Config tunes the worker. Zero fields take the defaults in parentheses.
 type Config struct {
-	Source          string        // CloudEvents source (simworker)
 	BatchSize       int           // commands decided in one transaction at most (500)
 	Concurrency     int           // batches in flight at once, each in its own transaction (2)
 	AckWait         time.Duration // the consumer's AckWait: InProgress is sent every third of it (30s)
@@ -70,9 +73,6 @@ func (noObserver) Unavailable()                          {}
 func (noObserver) AckFailed()                            {}
 
 func (c Config) withDefaults() Config {
-	if c.Source == "" {
-		c.Source = domain.DefaultSource
-	}
 	if c.BatchSize <= 0 {
 		c.BatchSize = 500
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"simworker/app"
 	"simworker/client"
 	"simworker/consumer"
 	"simworker/domain"
@@ -164,7 +165,7 @@ func TestCheckTable(t *testing.T) {
 func TestCreatedRecord(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	b.startWorker(consumer.Config{Source: "urn:test"})
+	b.startApp(app.New(repo.New(b.pool), "urn:test"), consumer.Config{})
 	b.publish(`{"command_id":"c-rec","actor_id":"u-alice","sim":{"device_id":"d-eu","iccid":"`+iccid(1)+`",
 	  "company_id":"co-globex","id":"not-a-uuid","sim_barred":true,"ctd_data_usage":99,"created_by":"mallory","colour":"red",
 	  "msisdn":"4915112345678","rate_plan":"Flex 1GB",
@@ -254,7 +255,7 @@ func TestOutcomeStoredBeforeCrash(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	body := `{"command_id":"c-crash","actor_id":"u-alice","sim":{"device_id":"d-1","iccid":"` + iccid(9) + `"}}`
-	store := repo.NewStore(b.pool, "")
+	store := app.New(repo.New(b.pool), "")
 	outs, err := store.Handle(context.Background(), []domain.Envelope{domain.ParseCommand([]byte(body))})
 	if err != nil {
 		t.Fatal(err)
@@ -368,7 +369,7 @@ func TestRaceOnOneICCID(t *testing.T) {
 	}
 
 	// The same race straight at the store: transactions that overlap.
-	store := repo.NewStore(b.pool, "")
+	store := app.New(repo.New(b.pool), "")
 	var wg sync.WaitGroup
 	results := make([]domain.Outcome, 16)
 	for i := range results {

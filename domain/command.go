@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 )
 
@@ -38,6 +39,15 @@ type SimInput struct {
 	// SimMetadata is a compact JSON object, `{}` when absent or null. Numbers
 	// are kept as written (never through float64).
 	SimMetadata json.RawMessage
+}
+
+// Sim is the SIM in made from in, with id, for a device of companyID, by
+// actorID at now: every other field as the sims table's defaults make it,
+// so the SIM is the stored row, byte for byte in its event.
+func (in *SimInput) Sim(id, companyID, actorID string, now time.Time) Sim {
+	return Sim{ID: id, CompanyID: companyID, DeviceID: in.DeviceID, MNOIntegrationID: in.MNOIntegrationID,
+		ICCID: in.ICCID, MSISDN: in.MSISDN, Status: in.Status, CommunicationPlan: in.CommunicationPlan, RatePlan: in.RatePlan,
+		SimMetadata: in.SimMetadata, CreatedAt: now, CreatedBy: actorID, UpdatedAt: now, UpdatedBy: actorID}
 }
 
 // Command is a Create-SIM command whose envelope passed checks 1 to 3.

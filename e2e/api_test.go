@@ -18,6 +18,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"simworker/app"
 	"simworker/internal/devstack"
 	"simworker/repo"
 	"simworker/repo/repotest"
@@ -128,7 +129,7 @@ func TestAPIProcess(t *testing.T) {
 	env := []string{"NATS_URL=" + ns.URL, "DATABASE_URL=" + dbURL, "SIM_LOG_LEVEL=info"}
 	worker := startProc(t, append(env, "SIM_HTTP_ADDR=127.0.0.1:0")...)
 	api := startProcCmd(t, "api", append(env, "SIM_API_ADDR=127.0.0.1:"+itoa(port), "SIM_HTTP_ADDR=127.0.0.1:"+itoa(opsPort))...)
-	tok, _, err := repo.CreateToken(ctx, pool, "u-alice", "e2e", time.Time{})
+	tok, _, err := app.New(repo.New(pool), "").CreateToken(ctx, "u-alice", "e2e", time.Time{})
 	if err != nil {
 		t.Fatal(err)
 	}

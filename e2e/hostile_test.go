@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"golang.org/x/sys/unix"
 
+	"simworker/app"
 	"simworker/internal/devstack"
 	"simworker/repo"
 	"simworker/repo/repotest"
@@ -34,7 +35,7 @@ const stallLimit = 60 * time.Second
 func TestStalledConnectionsAreClosed(t *testing.T) {
 	skipShort(t)
 	pool, apiAddr, opsAddr := startAPIProcess(t, "stalls")
-	tok, _, err := repo.CreateToken(context.Background(), pool, "u-alice", "e2e", time.Time{})
+	tok, _, err := app.New(repo.New(pool), "").CreateToken(context.Background(), "u-alice", "e2e", time.Time{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"simworker/app"
 	"simworker/internal/devstack"
 	"simworker/internal/netfault"
 	"simworker/repo"
@@ -216,7 +217,7 @@ func TestAPIThroughSickLinks(t *testing.T) {
 	startProc(t, "NATS_URL="+ns.URL, "DATABASE_URL="+dbURL, "SIM_LOG_LEVEL=warn", "SIM_HTTP_ADDR=127.0.0.1:0")
 	api := startProcCmd(t, "api", "NATS_URL=nats://"+natsLink.Addr, "DATABASE_URL="+proxied.String(), "SIM_LOG_LEVEL=warn",
 		"SIM_API_ADDR=127.0.0.1:"+itoa(port), "SIM_HTTP_ADDR=127.0.0.1:"+itoa(opsPort), "SIM_API_WAIT=3s")
-	tok, _, err := repo.CreateToken(ctx, pool, "u-alice", "e2e", time.Time{})
+	tok, _, err := app.New(repo.New(pool), "").CreateToken(ctx, "u-alice", "e2e", time.Time{})
 	if err != nil {
 		t.Fatal(err)
 	}

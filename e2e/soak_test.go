@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"simworker/app"
 	"simworker/client"
 	"simworker/internal/devstack"
 	"simworker/internal/netfault"
@@ -148,7 +149,7 @@ func newHTTPLoad(t *testing.T, w *world, port int) *httpLoad {
 	h := &httpLoad{t: t, url: "http://127.0.0.1:" + itoa(port) + "/v1/sims", tokens: map[string]string{},
 		client: &http.Client{Timeout: 30 * time.Second}, answers: map[int]int{}}
 	for _, u := range []string{"u-alice", "u-bob"} {
-		tok, _, err := repo.CreateToken(context.Background(), w.pool, u, "soak", time.Time{})
+		tok, _, err := app.New(repo.New(w.pool), "").CreateToken(context.Background(), u, "soak", time.Time{})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -18,6 +18,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"simworker/app"
 	"simworker/client"
 	"simworker/internal/devstack"
 	"simworker/internal/testfactory"
@@ -277,7 +278,7 @@ func TestPostgresDiskFull(t *testing.T) {
 
 func token(t *testing.T, pool *pgxpool.Pool) string {
 	t.Helper()
-	tok, _, err := repo.CreateToken(context.Background(), pool, "u-alice", "e2e", time.Time{})
+	tok, _, err := app.New(repo.New(pool), "").CreateToken(context.Background(), "u-alice", "e2e", time.Time{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,7 +7,7 @@ import "context"
 // transaction, committed before the attempt), and returns how many earlier
 // attempts crashed: another attempt still marked in progress when this one
 // begins never ended, so the process died during it.
-func (s *Store) BeginAttempt(ctx context.Context, commandID, attempt string) (crashes int, err error) {
+func (s *Storage) BeginAttempt(ctx context.Context, commandID, attempt string) (crashes int, err error) {
 	err = s.pool.QueryRow(ctx, `
 		INSERT INTO command_attempts AS a (command_id, attempt) VALUES ($1, $2)
 		ON CONFLICT (command_id) DO UPDATE
@@ -21,7 +21,7 @@ func (s *Store) BeginAttempt(ctx context.Context, commandID, attempt string) (cr
 // goes; handed back (an outage, a shutdown), its mark goes and the crashes
 // counted so far stay. Only this attempt's own mark is ended: one it never
 // managed to make leaves an earlier, crashed attempt's mark alone.
-func (s *Store) EndAttempt(ctx context.Context, commandID, attempt string, decided bool) error {
+func (s *Storage) EndAttempt(ctx context.Context, commandID, attempt string, decided bool) error {
 	var err error
 	if decided {
 		_, err = s.pool.Exec(ctx, `DELETE FROM command_attempts WHERE command_id = $1`, commandID)

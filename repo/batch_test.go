@@ -9,6 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"simworker/app"
 	"simworker/domain"
 	"simworker/internal/testfactory"
 	"simworker/repo"
@@ -74,10 +75,10 @@ func mixedEnvelopes() []domain.Envelope {
 
 // prepared is a database with the fixtures, one SIM stored before (ICCID
 // ...99) and one command decided before.
-func prepared(t *testing.T) (*pgxpool.Pool, *repo.Store) {
+func prepared(t *testing.T) (*pgxpool.Pool, *app.App) {
 	pool, _ := repotest.NewDB(t)
 	repotest.Load(t, pool, batchFixtures())
-	store := repo.NewStore(pool, "")
+	store := app.New(repo.New(pool), "")
 	for _, b := range []string{
 		`{"command_id":"earlier","actor_id":"u-root","sim":{"device_id":"d-a","iccid":"8949000000000000099"}}`,
 		`{"command_id":"decided-before","actor_id":"u-none","sim":{"device_id":"d-a","iccid":"8949000000000000098"}}`,

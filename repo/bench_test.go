@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"simworker/app"
 	"simworker/domain"
 	"simworker/repo"
 	"simworker/repo/repotest"
@@ -18,7 +19,7 @@ func BenchmarkHandle(b *testing.B) {
 		b.Run(fmt.Sprintf("batch=%d", size), func(b *testing.B) {
 			pool, _ := repotest.NewDB(b)
 			repotest.LoadDemo(b, pool)
-			store := repo.NewStore(pool, "")
+			store := app.New(repo.New(pool), "")
 			ctx := context.Background()
 			n := 0
 			start := time.Now()

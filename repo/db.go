@@ -1,6 +1,10 @@
-// Package repo is the worker's PostgreSQL side, through pgx/v5: migrations,
-// the one transaction that decides a batch of commands, and the reference
-// data fixtures. Driver errors are translated here, once.
+// Package repo is PostgreSQL, through pgx/v5: the storage the application
+// needs (app.Storage, implemented by Storage), the operator's reads and
+// fixtures, and the migrations. Each Storage method is one unit of work whose
+// SQL sits in lower-case functions that take an executor (pool, connection
+// or transaction); the company tree's rule is SQL once, in the
+// company_lineage table and the grant_coverage view (migration 007). Driver
+// errors are translated here, once.
 package repo
 
 import (

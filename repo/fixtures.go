@@ -9,7 +9,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // FixtureCounts says how many rows of each kind a load inserted or changed.
@@ -32,9 +31,9 @@ func (c FixtureCounts) Total() int64 {
 // changes nothing (the second load reports zero changes). A reference to a
 // row that exists neither in the file nor in the database, or a cycle in the
 // company tree, fails the whole load.
-func LoadFixtures(ctx context.Context, pool *pgxpool.Pool, f *domain.Fixtures) (FixtureCounts, error) {
+func (s *Storage) LoadFixtures(ctx context.Context, f *domain.Fixtures) (FixtureCounts, error) {
 	var n FixtureCounts
-	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		var ids, names, parents, others []string
 		exec := func(dst *int64, sql string, args ...any) error {
 			tag, err := tx.Exec(ctx, sql, args...)
@@ -106,14 +105,10 @@ func LoadFixtures(ctx context.Context, pool *pgxpool.Pool, f *domain.Fixtures) (
 		}
 
 		var cyclic *string
+		// A company is its own ancestor when it is among its parent's.
 		if err := tx.QueryRow(ctx, `
-			WITH RECURSIVE walk(start, id, depth) AS (
-				SELECT id, parent_id, 1 FROM companies WHERE parent_id IS NOT NULL
-				UNION ALL
-				SELECT w.start, c.parent_id, w.depth + 1 FROM walk w JOIN companies c ON c.id = w.id
-				WHERE c.parent_id IS NOT NULL AND w.id <> w.start AND w.depth < 1000
-			)
-			SELECT min(start) FROM walk WHERE id = start`).Scan(&cyclic); err != nil {
+			SELECT min(c.id) FROM companies c
+			JOIN company_lineage l ON l.company_id = c.parent_id AND l.ancestor_id = c.id`).Scan(&cyclic); err != nil {
 			return err
 		}
 		if cyclic != nil {

@@ -5,8 +5,10 @@ import (
 	"strings"
 	"testing"
 
+	"simworker/app"
 	"simworker/deploy"
 	"simworker/domain"
+	"simworker/internal/testfactory"
 	"simworker/repo"
 	"simworker/repo/repotest"
 )
@@ -21,14 +23,14 @@ func TestFixturesLoadTwiceChangesNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	first, err := repo.LoadFixtures(ctx, pool, f)
+	first, err := repo.New(pool).LoadFixtures(ctx, f)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if first.Companies != 3 || first.Users != 3 || first.Grants != 2 || first.Devices != 3 || first.MNOIntegrations != 2 {
 		t.Fatalf("first load: %s", first)
 	}
-	second, err := repo.LoadFixtures(ctx, pool, f)
+	second, err := repo.New(pool).LoadFixtures(ctx, f)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,7 +39,7 @@ func TestFixturesLoadTwiceChangesNothing(t *testing.T) {
 	}
 	// A changed name is an update of one row.
 	f.Devices[0].Name = "renamed"
-	third, err := repo.LoadFixtures(ctx, pool, f)
+	third, err := repo.New(pool).LoadFixtures(ctx, f)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,8 +83,9 @@ func TestFixturesRejectDanglingAndCycles(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: parse: %v", name, err)
 		}
-		if _, err := repo.LoadFixtures(ctx, pool, f); err == nil {
-			t.Fatalf("%s: loaded", name)
+		_, err = repo.New(pool).LoadFixtures(ctx, f)
+		if want := map[bool]string{true: "is its own ancestor", false: "does not exist"}[name == "cycle"]; err == nil || !strings.Contains(err.Error(), want) {
+			t.Fatalf("%s: %v, want an error saying %q", name, err, want)
 		}
 	}
 	var n int
@@ -116,5 +119,68 @@ func TestMigrateConcurrently(t *testing.T) {
 		if err := <-errs; err != nil {
 			t.Fatalf("concurrent migrate: %v", err)
 		}
+	}
+}
+
+// TestCompanyTreeMoves: the tree rule follows the reference data. A company
+// moved to another parent by a later load leaves the grants and MNO
+// integrations of its old ancestors and comes under those of its new ones,
+// for the checks of a command and for reading a SIM alike; a move that
+// would make a company its own ancestor is refused and changes nothing.
+func TestCompanyTreeMoves(t *testing.T) {
+	t.Parallel()
+	pool, _ := repotest.NewDB(t)
+	ctx := context.Background()
+	store := repo.New(pool)
+	a := app.New(store, "")
+	world := func(parent string) *domain.Fixtures {
+		f := &domain.Fixtures{}
+		return f.Company("co-a", "").Company("co-b", "").Company("co-mid", parent).Company("co-leaf", "co-mid").
+			User("u-a").User("u-b").
+			Grant("u-a", "co-a", domain.PermissionCreateSIM).Grant("u-b", "co-b", domain.PermissionReadSIM).
+			Device("d-leaf", "co-leaf").MNOIntegration("m-a", "co-a").MNOIntegration("m-b", "co-b")
+	}
+	decide := func(actor, mno string) domain.Outcome {
+		t.Helper()
+		c := testfactory.Command{Actor: actor, Sim: testfactory.Sim{DeviceID: "d-leaf"}}
+		if mno != "" {
+			c.Sim.MNOIntegrationID = &mno
+		}
+		outs, err := a.Handle(ctx, []domain.Envelope{c.WithDefaults().Envelope()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return outs[0]
+	}
+	if _, err := store.LoadFixtures(ctx, world("co-a")); err != nil {
+		t.Fatal(err)
+	}
+	created := decide("u-a", "m-a")
+	if created.Status != 201 {
+		t.Fatalf("under co-a, u-a with m-a: %d %s", created.Status, created.Code)
+	}
+	if sim, err := a.VisibleSim(ctx, created.SimID, "u-b"); err != nil || sim != nil {
+		t.Fatalf("u-b reads co-b only, the SIM is under co-a: %v %v", sim, err)
+	}
+
+	if _, err := store.LoadFixtures(ctx, world("co-b")); err != nil {
+		t.Fatal(err)
+	}
+	if o := decide("u-a", ""); o.Status != 401 || o.Code != domain.CodeUnauthorized {
+		t.Fatalf("co-mid moved under co-b, u-a's grant no longer covers it: %d %s", o.Status, o.Code)
+	}
+	if sim, err := a.VisibleSim(ctx, created.SimID, "u-b"); err != nil || sim == nil || sim.ID != created.SimID {
+		t.Fatalf("u-b's grant on co-b now covers the SIM's company: %v %v", sim, err)
+	}
+	if sim, err := a.VisibleSim(ctx, created.SimID, "u-a"); err != nil || sim != nil {
+		t.Fatalf("u-a's grant no longer covers it: %v %v", sim, err)
+	}
+
+	cyclic := world("co-leaf") // co-mid under its own child
+	if _, err := store.LoadFixtures(ctx, cyclic); err == nil || !strings.Contains(err.Error(), "is its own ancestor") {
+		t.Fatalf("a cycle made by a later load: %v", err)
+	}
+	if sim, err := a.VisibleSim(ctx, created.SimID, "u-b"); err != nil || sim == nil {
+		t.Fatalf("the refused load changed the tree: %v %v", sim, err)
 	}
 }

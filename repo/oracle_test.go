@@ -14,7 +14,7 @@ import (
 	"simworker/domain"
 )
 
-// decideOneAtATime is the reference Store.Handle must match outcome for
+// decideOneAtATime is the reference app.App.Handle (on this storage) must match outcome for
 // outcome: it decides envs in one transaction, one command after the other,
 // each with simple statements of its own, the way the contract reads.
 func decideOneAtATime(t *testing.T, pool *pgxpool.Pool, envs []domain.Envelope) []domain.Outcome {

@@ -8,15 +8,9 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"simworker/domain"
 )
-
-// querier runs a query on a pool or in a transaction.
-type querier interface {
-	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
-}
 
 // outcomeColumns are the columns of a processed_commands row as scanOutcome
 // reads them.
@@ -43,21 +37,21 @@ const outcomesOfSQL = `SELECT ` + outcomeColumns + ` FROM processed_commands
 	WHERE command_id = ANY($1) AND event IS NOT NULL ORDER BY processed_at, command_id`
 
 // queryOutcomesOf selects the outcomes stored for ids, oldest first.
-func queryOutcomesOf(ctx context.Context, q querier, ids []string) (pgx.Rows, error) {
-	return q.Query(ctx, outcomesOfSQL, ids)
+func queryOutcomesOf(ctx context.Context, db executor, ids []string) (pgx.Rows, error) {
+	return db.Query(ctx, outcomesOfSQL, ids)
 }
 
 // queryOutcomesAfter selects up to limit stored outcomes that come after
 // (at, commandID) in the order (processed_at, command_id).
-func queryOutcomesAfter(ctx context.Context, q querier, at time.Time, commandID string, limit int) (pgx.Rows, error) {
-	return q.Query(ctx, `SELECT `+outcomeColumns+` FROM processed_commands
+func queryOutcomesAfter(ctx context.Context, db executor, at time.Time, commandID string, limit int) (pgx.Rows, error) {
+	return db.Query(ctx, `SELECT `+outcomeColumns+` FROM processed_commands
 		WHERE event IS NOT NULL AND (processed_at, command_id) > ($1, $2)
 		ORDER BY processed_at, command_id LIMIT $3`, at, commandID, limit)
 }
 
 // storedOutcomes reads the outcomes earlier transactions stored for ids.
-func storedOutcomes(ctx context.Context, tx pgx.Tx, ids []string) ([]domain.Outcome, error) {
-	rows, err := queryOutcomesOf(ctx, tx, ids)
+func storedOutcomes(ctx context.Context, db executor, ids []string) ([]domain.Outcome, error) {
+	rows, err := queryOutcomesOf(ctx, db, ids)
 	return collectOutcomes(rows, err)
 }
 
@@ -82,7 +76,7 @@ var outcomeCopyColumns = []string{"command_id", "event_id", "event_type", "statu
 // pgx grows by doubling. The batch's command ids are distinct and none was
 // stored when the batch read stored outcomes, so a unique violation on the
 // primary key means another transaction decided one of them meanwhile.
-func copyOutcomes(ctx context.Context, db dbtx, outs []domain.Outcome) error {
+func copyOutcomes(ctx context.Context, db executor, outs []domain.Outcome) error {
 	if len(outs) == 0 {
 		return nil
 	}
@@ -142,7 +136,7 @@ func binaryUUID(s string) (pgtype.UUID, error) {
 // StoredOutcomes calls fn for each stored outcome, oldest first: those
 // processed at or after since (when commandIDs is nil), or those of the given
 // command ids. It reads in pages, so any number of outcomes is fine.
-func StoredOutcomes(ctx context.Context, pool *pgxpool.Pool, since time.Time, commandIDs []string, fn func(domain.Outcome) error) error {
+func (s *Storage) StoredOutcomes(ctx context.Context, since time.Time, commandIDs []string, fn func(domain.Outcome) error) error {
 	const page = 1000
 	lastAt, lastID := since, ""
 	for start := 0; ; start += page {
@@ -153,9 +147,9 @@ func StoredOutcomes(ctx context.Context, pool *pgxpool.Pool, since time.Time, co
 			if start >= end {
 				return nil
 			}
-			rows, err = queryOutcomesOf(ctx, pool, commandIDs[start:end])
+			rows, err = queryOutcomesOf(ctx, s.pool, commandIDs[start:end])
 		} else {
-			rows, err = queryOutcomesAfter(ctx, pool, lastAt, lastID, page)
+			rows, err = queryOutcomesAfter(ctx, s.pool, lastAt, lastID, page)
 		}
 		if err != nil {
 			return translate(err)
@@ -193,8 +187,8 @@ type OutcomeCount struct {
 }
 
 // OutcomeCounts counts the stored outcomes by type and code, and the SIMs.
-func OutcomeCounts(ctx context.Context, pool *pgxpool.Pool) ([]OutcomeCount, int64, error) {
-	rows, err := pool.Query(ctx, `
+func (s *Storage) OutcomeCounts(ctx context.Context) ([]OutcomeCount, int64, error) {
+	rows, err := s.pool.Query(ctx, `
 		SELECT event_type, coalesce(code, ''), status, count(*) FROM processed_commands
 		WHERE event IS NOT NULL GROUP BY 1, 2, 3 ORDER BY 1, 3, 2`)
 	if err != nil {
@@ -209,7 +203,7 @@ func OutcomeCounts(ctx context.Context, pool *pgxpool.Pool) ([]OutcomeCount, int
 		return nil, 0, translate(err)
 	}
 	var sims int64
-	if err := pool.QueryRow(ctx, `SELECT count(*) FROM sims`).Scan(&sims); err != nil {
+	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM sims`).Scan(&sims); err != nil {
 		return nil, 0, translate(err)
 	}
 	return counts, sims, nil

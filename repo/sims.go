@@ -3,7 +3,6 @@ package repo
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
@@ -13,32 +12,30 @@ import (
 
 // factsSQL fetches the facts of checks 4 to 6 for a batch's commands in one
 // query, in their order: the device's company, whether the actor holds
-// sims:create on it or an ancestor, whether the MNO integration, if any,
-// belongs to it or an ancestor. UNION (not UNION ALL) ends the walk up the
-// tree even if the data holds a cycle. Joins rather than correlated
-// subqueries over the CTEs: the planner hashes them, keeping a batch linear
-// in its size. Check 7 is the insert's: looking each ICCID up here first
-// cost more than the rare batch that meets a taken one pays (insertSims).
+// sims:create on it (grant_coverage: on it or an ancestor), whether the MNO
+// integration, if any, belongs to it or an ancestor (company_lineage).
+// Joins rather than correlated subqueries: the planner hashes them, keeping
+// a batch linear in its size. Check 7 is the insert's: looking each ICCID up
+// here first cost more than the rare batch that meets a taken one pays
+// (app.ErrICCIDTaken).
 const factsSQL = `
-	WITH RECURSIVE input AS (
+	WITH input AS (
 		SELECT * FROM unnest($1::text[], $2::text[], $3::text[]) WITH ORDINALITY AS t(device_id, actor_id, mno_id, n)
-	), chain(n, id) AS (
-		SELECT i.n, d.company_id FROM input i JOIN devices d ON d.id = i.device_id
-		UNION
-		SELECT ch.n, c.parent_id FROM chain ch JOIN companies c ON c.id = ch.id WHERE c.parent_id IS NOT NULL
+	), placed AS (
+		SELECT i.n, i.actor_id, i.mno_id, d.company_id FROM input i LEFT JOIN devices d ON d.id = i.device_id
 	), allowed AS (
-		SELECT DISTINCT ch.n FROM chain ch JOIN input i ON i.n = ch.n
-		JOIN grants g ON g.company_id = ch.id AND g.user_id = i.actor_id AND g.permission = $4
+		SELECT DISTINCT p.n FROM placed p
+		JOIN grant_coverage a ON a.company_id = p.company_id AND a.user_id = p.actor_id AND a.permission = $4
 	), usable AS (
-		SELECT DISTINCT ch.n FROM chain ch JOIN input i ON i.n = ch.n
-		JOIN mno_integrations m ON m.company_id = ch.id AND m.id = i.mno_id
+		SELECT DISTINCT p.n FROM placed p
+		JOIN company_lineage l ON l.company_id = p.company_id
+		JOIN mno_integrations m ON m.company_id = l.ancestor_id AND m.id = p.mno_id
 	)
-	SELECT d.company_id, allowed.n IS NOT NULL, i.mno_id IS NULL OR usable.n IS NOT NULL
-	FROM input i
-	LEFT JOIN devices d ON d.id = i.device_id
-	LEFT JOIN allowed ON allowed.n = i.n
-	LEFT JOIN usable ON usable.n = i.n
-	ORDER BY i.n`
+	SELECT p.company_id, allowed.n IS NOT NULL, p.mno_id IS NULL OR usable.n IS NOT NULL
+	FROM placed p
+	LEFT JOIN allowed ON allowed.n = p.n
+	LEFT JOIN usable ON usable.n = p.n
+	ORDER BY p.n`
 
 // queueFacts queues factsSQL for cmds on a pipeline.
 func queueFacts(b *pgx.Batch, cmds []*domain.Command) {
@@ -67,33 +64,13 @@ func readFacts(br pgx.BatchResults, n int) ([]domain.Facts, error) {
 	return facts, err
 }
 
-// dbtx is what the statements here run on: a connection or a
-// transaction.
-type dbtx interface {
-	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
-	CopyFrom(ctx context.Context, table pgx.Identifier, columns []string, rows pgx.CopyFromSource) (int64, error)
-}
-
-// makeSims makes the candidates' SIMs as the table's defaults would: the
-// stored row, byte for byte in the event (TestCreatedEventIsTheStoredRow).
-func makeSims(cands []domain.Candidate, now time.Time) []domain.Sim {
-	sims := make([]domain.Sim, len(cands))
-	for k, c := range cands {
-		in := &c.Command.Sim
-		sims[k] = domain.Sim{ID: newID(), CompanyID: c.CompanyID, DeviceID: in.DeviceID, MNOIntegrationID: in.MNOIntegrationID,
-			ICCID: in.ICCID, MSISDN: in.MSISDN, Status: in.Status, CommunicationPlan: in.CommunicationPlan, RatePlan: in.RatePlan,
-			SimMetadata: in.SimMetadata, CreatedAt: now, CreatedBy: c.Command.ActorID, UpdatedAt: now, UpdatedBy: c.Command.ActorID}
-	}
-	return sims
-}
-
 // simCopyColumns are the columns the SIMs are written with; the others
 // take their defaults, which domain.Sim's zero values match.
 var simCopyColumns = []string{"id", "company_id", "device_id", "mno_integration_id", "iccid", "msisdn", "status",
 	"communication_plan", "rate_plan", "sim_metadata", "created_at", "created_by", "updated_at", "updated_by"}
 
 // copySims writes sims with COPY.
-func copySims(ctx context.Context, db dbtx, sims []domain.Sim) error {
+func copySims(ctx context.Context, db executor, sims []domain.Sim) error {
 	if len(sims) == 0 {
 		return nil
 	}
@@ -122,7 +99,7 @@ const insertSimsSQL = `
 	     AS t(id, company_id, device_id, mno_id, iccid, msisdn, status, comm, rate, md, actor)`
 
 // simArrays are the arguments of insertSimsSQL for sims (all made at one
-// time, makeSims').
+// time, as app makes them).
 func simArrays(sims []domain.Sim) []any {
 	n := len(sims)
 	ids := make([]pgtype.UUID, n)
@@ -140,10 +117,11 @@ func simArrays(sims []domain.Sim) []any {
 // queueInsertSims queues the insert of sims on a pipeline.
 func queueInsertSims(b *pgx.Batch, sims []domain.Sim) { b.Queue(insertSimsSQL, simArrays(sims)...) }
 
-// insertSimsRacing inserts sims with ON CONFLICT on the ICCID and returns
-// those stored: a concurrent insert of the same ICCID waits for the first
-// transaction and then reports the conflict, without aborting this one.
-func insertSimsRacing(ctx context.Context, db dbtx, sims []domain.Sim) ([]domain.Sim, error) {
+// insertSimsSkippingTaken inserts sims with ON CONFLICT on the ICCID and
+// returns those stored: a concurrent insert of the same ICCID waits for the
+// first transaction and then reports the conflict, without aborting this
+// one.
+func insertSimsSkippingTaken(ctx context.Context, db executor, sims []domain.Sim) ([]domain.Sim, error) {
 	if len(sims) == 0 {
 		return nil, nil
 	}
@@ -186,4 +164,22 @@ func scanSim(row pgx.CollectableRow) (domain.Sim, error) {
 		&s.OverageLimitReached, &s.SimBarred, &s.LastSyncAt, &s.CreatedAt, &s.CreatedBy, &s.UpdatedAt, &s.UpdatedBy)
 	s.CreatedAt, s.UpdatedAt = s.CreatedAt.UTC(), s.UpdatedAt.UTC()
 	return s, err
+}
+
+// SimFor returns the SIM id when userID holds one of permissions on its
+// company, a grant covering the company's descendants (app.SimStore).
+func (s *Storage) SimFor(ctx context.Context, id, userID string, permissions []string) (*domain.Sim, error) {
+	rows, err := s.pool.Query(ctx, `
+		SELECT `+simColumns+` FROM sims s
+		WHERE s.id = $1 AND EXISTS (SELECT 1 FROM grant_coverage a
+		                            WHERE a.company_id = s.company_id AND a.user_id = $2 AND a.permission = ANY($3))`,
+		id, userID, permissions)
+	if err != nil {
+		return nil, translate(err)
+	}
+	sims, err := pgx.CollectRows(rows, scanSim)
+	if err != nil || len(sims) == 0 {
+		return nil, translate(err)
+	}
+	return &sims[0], nil
 }

@@ -7,8 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/uuid"
-
 	"simworker/domain"
 	"simworker/repo"
 )
@@ -55,7 +53,7 @@ func TestHandleStoresInternal(t *testing.T) {
 			t.Fatal(err)
 		}
 		var before domain.Outcome
-		if err := repo.StoredOutcomes(ctx, pool, time.Time{}, []string{"decided-before"}, func(o domain.Outcome) error {
+		if err := repo.New(pool).StoredOutcomes(ctx, time.Time{}, []string{"decided-before"}, func(o domain.Outcome) error {
 			before = o
 			return nil
 		}); err != nil {
@@ -88,7 +86,7 @@ func TestStoredOutcomesPages(t *testing.T) {
 	read := func(since time.Time, ids []string) []domain.Outcome {
 		t.Helper()
 		var got []domain.Outcome
-		if err := repo.StoredOutcomes(ctx, pool, since, ids, func(o domain.Outcome) error {
+		if err := repo.New(pool).StoredOutcomes(ctx, since, ids, func(o domain.Outcome) error {
 			got = append(got, o)
 			return nil
 		}); err != nil {
@@ -138,7 +136,7 @@ func TestCreatedEventIsTheStoredRow(t *testing.T) {
 	if err != nil || outs[0].Type != domain.TypeCreated {
 		t.Fatalf("%v %+v", err, outs)
 	}
-	sim, err := repo.VisibleSim(ctx, pool, uuid.MustParse(outs[0].SimID), "u-root")
+	sim, err := store.VisibleSim(ctx, outs[0].SimID, "u-root")
 	if err != nil || sim == nil {
 		t.Fatalf("the stored row: %v %v", sim, err)
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/sync/errgroup"
 
+	"simworker/app"
 	"simworker/client"
 	"simworker/domain"
 	"simworker/repo"
@@ -122,7 +123,7 @@ func (b *bench) naive(ctx context.Context, cmds []command) (float64, error) {
 	if err := b.freshStreams(ctx); err != nil {
 		return 0, err
 	}
-	store := repo.NewStore(pool, "")
+	store := app.New(repo.New(pool), "")
 	for _, c := range cmds {
 		if _, err := b.js.PublishAsync(client.CreateSubject, c.body, jetstream.WithMsgID(c.id)); err != nil {
 			return 0, err

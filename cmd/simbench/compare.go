@@ -99,7 +99,7 @@ func (b *bench) runSubject(ctx context.Context, s subject, cmds, paced []command
 			return runResult{}, err
 		}
 	}
-	if _, err := repo.LoadFixtures(ctx, pool, fixtures()); err != nil {
+	if _, err := repo.New(pool).LoadFixtures(ctx, fixtures()); err != nil {
 		return runResult{}, err
 	}
 	for _, st := range []string{client.CommandsStream, client.EventsStream, client.DeadLetterStream} {

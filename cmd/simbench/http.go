@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"simworker/app"
 	"simworker/internal/devstack"
 	"simworker/repo"
 )
@@ -50,7 +51,7 @@ func (b *bench) startHTTP(ctx context.Context, cpuProfile string) (*httpRun, err
 	b.checkpoint(ctx)
 	h := &httpRun{client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: httpClients}, Timeout: time.Minute}}
 	for u := range httpClients {
-		tok, _, err := repo.CreateToken(ctx, pool, fmt.Sprintf("u-%d", u), "simbench", time.Time{})
+		tok, _, err := app.New(repo.New(pool), "").CreateToken(ctx, fmt.Sprintf("u-%d", u), "simbench", time.Time{})
 		if err != nil {
 			return nil, err
 		}

@@ -123,7 +123,7 @@ func (b *bench) newDatabase(ctx context.Context) (string, *pgxpool.Pool, error) 
 	if err := repo.Migrate(ctx, pool); err != nil {
 		return "", nil, err
 	}
-	if _, err := repo.LoadFixtures(ctx, pool, fixtures()); err != nil {
+	if _, err := repo.New(pool).LoadFixtures(ctx, fixtures()); err != nil {
 		return "", nil, err
 	}
 	return u.String(), pool, nil

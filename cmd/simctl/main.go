@@ -131,7 +131,7 @@ func fixturesLoad(ctx context.Context, cfg *fixturesConfig, rest []string, out, 
 		return err
 	}
 	defer pool.Close()
-	n, err := repo.LoadFixtures(ctx, pool, f)
+	n, err := repo.New(pool).LoadFixtures(ctx, f)
 	if err != nil {
 		return fmt.Errorf("%s: %w", rest[0], err)
 	}

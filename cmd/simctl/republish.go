@@ -69,7 +69,7 @@ func republishCmd(ctx context.Context, cfg *republishConfig, _ []string, stdout,
 	pub := newPublisher(js, t, 1000, prog)
 	found := map[string]*row{}
 	count := int64(0)
-	err = repo.StoredOutcomes(ctx, pool, from, ids, func(o domain.Outcome) error {
+	err = repo.New(pool).StoredOutcomes(ctx, from, ids, func(o domain.Outcome) error {
 		count++
 		r := &row{Ref: count, CommandID: o.CommandID, EventID: o.EventID, Outcome: outCreated, SimID: o.SimID, Status: o.Status,
 			Code: string(o.Code)}

@@ -59,7 +59,7 @@ func statusCmd(ctx context.Context, cfg *statusConfig, _ []string, stdout, stder
 			return err
 		}
 		defer pool.Close()
-		counts, sims, err := repo.OutcomeCounts(ctx, pool)
+		counts, sims, err := repo.New(pool).OutcomeCounts(ctx)
 		if err != nil {
 			return err
 		}

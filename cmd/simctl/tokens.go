@@ -7,6 +7,9 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"simworker/app"
 	"simworker/cmd/internal/cli"
 	"simworker/repo"
 )
@@ -41,7 +44,7 @@ func tokensCreate(ctx context.Context, cfg *tokensCreateConfig, rest []string, o
 	if cfg.Expires > 0 {
 		expires = time.Now().Add(cfg.Expires)
 	}
-	tok, _, err := repo.CreateToken(ctx, pool, cfg.User, cfg.Name, expires)
+	tok, _, err := tokensApp(pool).CreateToken(ctx, cfg.User, cfg.Name, expires)
 	if err != nil {
 		return err
 	}
@@ -65,7 +68,7 @@ func tokensList(ctx context.Context, cfg *tokensListConfig, rest []string, out, 
 		return err
 	}
 	defer pool.Close()
-	list, err := repo.ListTokens(ctx, pool, cfg.User)
+	list, err := tokensApp(pool).Tokens(ctx, cfg.User)
 	if err != nil {
 		return err
 	}
@@ -98,7 +101,7 @@ func tokensRevoke(ctx context.Context, cfg *tokensRevokeConfig, rest []string, o
 		return err
 	}
 	defer pool.Close()
-	ok, err := repo.RevokeToken(ctx, pool, rest[0])
+	ok, err := tokensApp(pool).RevokeToken(ctx, rest[0])
 	if err != nil {
 		return err
 	}
@@ -108,3 +111,6 @@ func tokensRevoke(ctx context.Context, cfg *tokensRevokeConfig, rest []string, o
 	fmt.Fprintln(out, "revoked: every API process refuses it within 5 seconds")
 	return nil
 }
+
+// tokensApp is the application on pool, for its tokens.
+func tokensApp(pool *pgxpool.Pool) *app.App { return app.New(repo.New(pool), "") }

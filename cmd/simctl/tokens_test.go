@@ -5,7 +5,6 @@ import (
 	"strings"
 	"testing"
 
-	"simworker/repo"
 	"simworker/repo/repotest"
 )
 
@@ -21,7 +20,7 @@ func TestTokensCommands(t *testing.T) {
 	if strings.Count(out, "\n") != 1 || !strings.HasPrefix(tok, "sim_") {
 		t.Fatalf("create printed %q, want the token alone on one line", out)
 	}
-	if _, _, ok, err := repo.Authenticate(context.Background(), pool, tok); !ok || err != nil {
+	if _, _, ok, err := tokensApp(pool).Authenticate(context.Background(), tok); !ok || err != nil {
 		t.Fatalf("the printed token does not authenticate: %v", err)
 	}
 	if _, _, err := simctl(t, "tokens", "create", "--user", "u-ghost"); err == nil || !strings.Contains(err.Error(), "u-ghost") {
@@ -42,7 +41,7 @@ func TestTokensCommands(t *testing.T) {
 	if _, _, err := simctl(t, "tokens", "revoke", id); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, ok, _ := repo.Authenticate(context.Background(), pool, tok); ok {
+	if _, _, ok, _ := tokensApp(pool).Authenticate(context.Background(), tok); ok {
 		t.Fatal("a revoked token authenticates")
 	}
 	if _, _, err := simctl(t, "tokens", "revoke", "sim_nothing.x"); err == nil {

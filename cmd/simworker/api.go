@@ -17,6 +17,7 @@ import (
 	"go.uber.org/zap"
 
 	"simworker/api"
+	"simworker/app"
 	"simworker/cmd/internal/cli"
 	"simworker/cmd/internal/ops"
 	"simworker/docs"
@@ -110,7 +111,7 @@ func serveAPI(ctx context.Context, log *zap.Logger, nc *nats.Conn, pool *pgxpool
 		}
 		return err
 	}
-	s, err := api.New(nc, js, pool, log, acfg)
+	s, err := api.New(nc, js, app.New(repo.New(pool), ""), log, acfg)
 	if err != nil {
 		return err
 	}

@@ -16,9 +16,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"go.uber.org/zap"
 
+	"simworker/app"
 	"simworker/cmd/internal/cli"
 	"simworker/deploy"
 	"simworker/domain"
@@ -124,7 +124,7 @@ func devCmd(ctx context.Context, cfg *devConfig, _ []string, stdout, stderr io.W
 	if err != nil {
 		return err
 	}
-	if _, err := repo.LoadFixtures(ctx, pool, fx); err != nil {
+	if _, err := repo.New(pool).LoadFixtures(ctx, fx); err != nil {
 		return err
 	}
 	nc, err := cli.NATS{URL: ns.URL}.Connect("simworker-dev", log)
@@ -133,7 +133,7 @@ func devCmd(ctx context.Context, cfg *devConfig, _ []string, stdout, stderr io.W
 	}
 	defer nc.Close()
 
-	tokens, err := devTokens(ctx, pool, fx)
+	tokens, err := devTokens(ctx, app.New(repo.New(pool), ""), fx)
 	if err != nil {
 		return err
 	}
@@ -149,8 +149,7 @@ func devCmd(ctx context.Context, cfg *devConfig, _ []string, stdout, stderr io.W
 	if httpAddr == "127.0.0.1:0" { // the default: the previous run's port when free
 		httpAddr = "127.0.0.1:" + strconv.Itoa(reuse(0, prev.Ops))
 	}
-	wcfg, scfg := cfg.Worker.configs()
-	err = work(ctx, log, nc, pool, wcfg, scfg, httpAddr, func(opsAddr string) {
+	err = work(ctx, log, nc, pool, &cfg.Worker, httpAddr, func(opsAddr string) {
 		if err := (devPorts{NATS: portOf(ns.URL), PG: portOf(dbURL), API: portOf(apiURL), Ops: portOf(opsAddr)}).save(dir); err != nil {
 			log.Warn("could not keep the ports for the next run", zap.Error(err))
 		}
@@ -196,21 +195,21 @@ func devSecret(dir, name string) (string, error) {
 // devTokens makes a fresh API token for each demo user, named "simworker
 // dev", and revokes those of earlier runs: a token is shown once, so a new
 // run prints new ones.
-func devTokens(ctx context.Context, pool *pgxpool.Pool, fx *domain.Fixtures) (map[string]string, error) {
-	old, err := repo.ListTokens(ctx, pool, "")
+func devTokens(ctx context.Context, a *app.App, fx *domain.Fixtures) (map[string]string, error) {
+	old, err := a.Tokens(ctx, "")
 	if err != nil {
 		return nil, err
 	}
 	for _, t := range old {
 		if t.Name == devTokenName && t.RevokedAt == nil {
-			if _, err := repo.RevokeToken(ctx, pool, t.ID); err != nil {
+			if _, err := a.RevokeToken(ctx, t.ID); err != nil {
 				return nil, err
 			}
 		}
 	}
 	tokens := map[string]string{}
 	for _, u := range fx.Users {
-		tok, _, err := repo.CreateToken(ctx, pool, u.ID, devTokenName, time.Time{})
+		tok, _, err := a.CreateToken(ctx, u.ID, devTokenName, time.Time{})
 		if err != nil {
 			return nil, err
 		}

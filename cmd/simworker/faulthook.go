@@ -7,9 +7,9 @@ import (
 	"os"
 	"time"
 
+	"simworker/app"
 	"simworker/consumer"
 	"simworker/domain"
-	"simworker/repo"
 )
 
 // crashDevice is the device id that makes a worker built with the
@@ -20,13 +20,13 @@ import (
 const crashDevice = "faulthook-crash"
 
 func init() {
-	handler = func(s *repo.Store) consumer.Handler { return crashing{s} }
+	handler = func(a *app.App) consumer.Handler { return crashing{a} }
 }
 
-// crashing is the store, dying on a command for crashDevice. Embedding
-// keeps the store's optional interfaces (consumer.CrashCounter,
+// crashing is the application, dying on a command for crashDevice.
+// Embedding keeps the application's optional interfaces (consumer.CrashCounter,
 // consumer.OutcomeReplacer).
-type crashing struct{ *repo.Store }
+type crashing struct{ *app.App }
 
 func (c crashing) Handle(ctx context.Context, envs []domain.Envelope) ([]domain.Outcome, error) {
 	for _, env := range envs {
@@ -39,5 +39,5 @@ func (c crashing) Handle(ctx context.Context, envs []domain.Envelope) ([]domain.
 			time.Sleep(time.Minute)
 		}
 	}
-	return c.Store.Handle(ctx, envs)
+	return c.App.Handle(ctx, envs)
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 
+	"simworker/app"
 	"simworker/client"
 	"simworker/cmd/internal/cli"
 	"simworker/cmd/internal/ops"
@@ -82,7 +83,6 @@ func limits(age time.Duration, bytes cli.Bytes, discard string) client.Limits {
 // the settings become them.
 func (w *workerConfig) configs() (consumer.Config, client.StreamConfig) {
 	return consumer.Config{
-			Source:          w.Source,
 			BatchSize:       w.BatchSize,
 			Concurrency:     w.Concurrency,
 			AckWait:         w.AckWait,
@@ -127,8 +127,7 @@ func runCmd(ctx context.Context, cfg *runConfig, _ []string, _, stderr io.Writer
 		return err
 	}
 	defer nc.Close()
-	wcfg, scfg := cfg.Worker.configs()
-	return work(ctx, log, nc, pool, wcfg, scfg, cfg.HTTPAddr, nil)
+	return work(ctx, log, nc, pool, &cfg.Worker, cfg.HTTPAddr, nil)
 }
 
 // startupAttempt bounds one attempt at migrating and setting the streams
@@ -167,8 +166,9 @@ func natsShown(nc *nats.Conn) string {
 // Dependencies that are down at start are waited for with backoff. started,
 // when not nil, is called once the worker is about to consume, with the
 // address of its health and metrics endpoint ("" when off).
-func work(ctx context.Context, log *zap.Logger, nc *nats.Conn, pool *pgxpool.Pool, wcfg consumer.Config, scfg client.StreamConfig,
+func work(ctx context.Context, log *zap.Logger, nc *nats.Conn, pool *pgxpool.Pool, cfg *workerConfig,
 	httpAddr string, started func(opsAddr string)) error {
+	wcfg, scfg := cfg.configs()
 	// The async publish window holds every batch in flight; an
 	// acknowledgement that never comes fails after a bound.
 	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(max(4000, 2*wcfg.BatchSize*wcfg.Concurrency)),
@@ -230,7 +230,7 @@ func work(ctx context.Context, log *zap.Logger, nc *nats.Conn, pool *pgxpool.Poo
 		log.Warn("stream has no limits: it grows until the disk is full; set max age and max bytes with `nats stream edit` (see docs/runbook.md, Stream limits)",
 			zap.String("stream", name))
 	}
-	w := consumer.NewWorker(js, cons, handler(repo.NewStore(pool, wcfg.Source)), log, wcfg)
+	w := consumer.NewWorker(js, cons, handler(app.New(repo.New(pool), cfg.Source)), log, wcfg)
 	worker.Store(w)
 	if started != nil {
 		started(opsAddr)
@@ -238,6 +238,6 @@ func work(ctx context.Context, log *zap.Logger, nc *nats.Conn, pool *pgxpool.Poo
 	return w.Run(ctx)
 }
 
-// handler is the worker's Handler around the store: the store itself, but
-// in the fault tests' build (faulthook.go).
-var handler = func(s *repo.Store) consumer.Handler { return s }
+// handler is the worker's Handler around the application: the application
+// itself, but in the fault tests' build (faulthook.go).
+var handler = func(a *app.App) consumer.Handler { return a }

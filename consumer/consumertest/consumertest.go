@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
+	"simworker/app"
 	"simworker/client"
 	"simworker/consumer"
 	"simworker/internal/devstack"
@@ -75,16 +76,24 @@ func Worker(t testing.TB, natsURL, dbURL string, cfg consumer.Config) (w *consum
 	return WorkerOn(t, js, pool, cfg, func() { pool.Close() })
 }
 
-// WorkerOn runs a worker on js and pool until the test ends; after is called
-// once it stopped.
+// WorkerOn runs a worker on js and pool (the application on it, its events'
+// source the default) until the test ends; after is called once it
+// stopped.
 func WorkerOn(t testing.TB, js jetstream.JetStream, pool *pgxpool.Pool, cfg consumer.Config, after func()) (*consumer.Worker, func() error) {
+	t.Helper()
+	return WorkerFor(t, js, app.New(repo.New(pool), ""), cfg, after)
+}
+
+// WorkerFor runs a worker on js handing its commands to h until the test
+// ends; after is called once it stopped.
+func WorkerFor(t testing.TB, js jetstream.JetStream, h consumer.Handler, cfg consumer.Config, after func()) (*consumer.Worker, func() error) {
 	t.Helper()
 	cons, err := client.Setup(context.Background(), js, client.StreamConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	log := zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))
-	w := consumer.NewWorker(js, cons, repo.NewStore(pool, cfg.Source), log, cfg)
+	w := consumer.NewWorker(js, cons, h, log, cfg)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- w.Run(ctx) }()

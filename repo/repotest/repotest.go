@@ -172,7 +172,7 @@ func Restart(ctx context.Context, pg *devstack.Postgres, opts devstack.PostgresO
 // testfactory.World).
 func Load(t testing.TB, pool *pgxpool.Pool, f *domain.Fixtures) {
 	t.Helper()
-	if _, err := repo.LoadFixtures(context.Background(), pool, f); err != nil {
+	if _, err := repo.New(pool).LoadFixtures(context.Background(), f); err != nil {
 		t.Fatalf("load fixtures: %v", err)
 	}
 }

@@ -1,4 +1,4 @@
-package repo_test
+package app_test
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"simworker/app"
 	"simworker/internal/testfactory"
 	"simworker/repo"
 	"simworker/repo/repotest"
@@ -18,11 +19,12 @@ func TestTokens(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	pool, _ := repotest.NewDB(t)
+	a := app.New(repo.New(pool), "")
 	repotest.Load(t, pool, testfactory.World())
-	if _, _, err := repo.CreateToken(ctx, pool, "u-nobody", "", time.Time{}); !errors.Is(err, repo.ErrUnknownUser) || !strings.Contains(err.Error(), "u-nobody") {
+	if _, _, err := a.CreateToken(ctx, "u-nobody", "", time.Time{}); !errors.Is(err, app.ErrUnknownUser) || !strings.Contains(err.Error(), "u-nobody") {
 		t.Fatalf("unknown user: %v", err)
 	}
-	tok, info, err := repo.CreateToken(ctx, pool, "u-alice", "ci", time.Time{})
+	tok, info, err := a.CreateToken(ctx, "u-alice", "ci", time.Time{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,7 +40,7 @@ func TestTokens(t *testing.T) {
 	}
 	auth := func(token string) bool {
 		t.Helper()
-		user, id, ok, err := repo.Authenticate(ctx, pool, token)
+		user, id, ok, err := a.Authenticate(ctx, token)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -55,27 +57,27 @@ func TestTokens(t *testing.T) {
 			t.Fatalf("%q authenticates", bad)
 		}
 	}
-	expired, _, err := repo.CreateToken(ctx, pool, "u-alice", "", time.Now().Add(-time.Second))
+	expired, _, err := a.CreateToken(ctx, "u-alice", "", time.Now().Add(-time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if auth(expired) {
 		t.Fatal("an expired token authenticates")
 	}
-	list, err := repo.ListTokens(ctx, pool, "u-alice")
+	list, err := a.Tokens(ctx, "u-alice")
 	if err != nil || len(list) != 2 || list[0].ID != info.ID || list[0].Name != "ci" || list[0].RevokedAt != nil {
 		t.Fatalf("list: %+v %v", list, err)
 	}
-	if ok, err := repo.RevokeToken(ctx, pool, info.ID); err != nil || !ok {
+	if ok, err := a.RevokeToken(ctx, info.ID); err != nil || !ok {
 		t.Fatalf("revoke by id: %v %v", ok, err)
 	}
 	if auth(tok) {
 		t.Fatal("a revoked token authenticates")
 	}
-	if ok, err := repo.RevokeToken(ctx, pool, expired); err != nil || !ok {
+	if ok, err := a.RevokeToken(ctx, expired); err != nil || !ok {
 		t.Fatalf("revoke by token: %v %v", ok, err)
 	}
-	if ok, _ := repo.RevokeToken(ctx, pool, "sim_0193a3f0-6c1e-7b7e-9a55-3f1c2d3e4f50.x"); ok {
+	if ok, _ := a.RevokeToken(ctx, "sim_0193a3f0-6c1e-7b7e-9a55-3f1c2d3e4f50.x"); ok {
 		t.Fatal("revoked a token that does not exist")
 	}
 }
@@ -88,11 +90,12 @@ func TestRecordCommandsBatch(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	pool, _ := repotest.NewDB(t)
+	a := app.New(repo.New(pool), "")
 	k1, k2 := "k1", "k2"
-	if _, made, err := repo.RecordCommand(ctx, pool, "u-alice", &k2, []byte("old"), "c-old"); !made || err != nil {
+	if _, made, err := recordOne(ctx, a, "u-alice", &k2, []byte("old"), "c-old"); !made || err != nil {
 		t.Fatalf("first record: %v %v", made, err)
 	}
-	got, err := repo.RecordCommands(ctx, pool, []repo.CommandRequest{
+	got, err := a.RecordCommands(ctx, []app.CommandRequest{
 		{UserID: "u-alice", Key: &k1, BodyHash: []byte("a"), CommandID: "c-1"},
 		{UserID: "u-alice", Key: &k1, BodyHash: []byte("b"), CommandID: "c-2"},
 		{UserID: "u-alice", Key: &k2, BodyHash: []byte("c"), CommandID: "c-3"},
@@ -113,11 +116,11 @@ func TestRecordCommandsBatch(t *testing.T) {
 		}
 	}
 	for _, c := range []struct{ id, user string }{{"c-1", "u-alice"}, {"c-4", "u-bob"}, {"c-6", "u-alice"}} {
-		if ok, err := repo.CommandOf(ctx, pool, c.id, c.user); !ok || err != nil {
+		if ok, err := a.CommandOf(ctx, c.id, c.user); !ok || err != nil {
 			t.Errorf("%s is not %s's command: %v", c.id, c.user, err)
 		}
 	}
-	if ok, _ := repo.CommandOf(ctx, pool, "c-2", "u-alice"); ok {
+	if ok, _ := a.CommandOf(ctx, "c-2", "u-alice"); ok {
 		t.Error("c-2 was recorded though its key held c-1")
 	}
 }
@@ -127,6 +130,7 @@ func TestRecordCommandRace(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	pool, _ := repotest.NewDB(t)
+	a := app.New(repo.New(pool), "")
 	key := "k"
 	ids := make([]string, 20)
 	created := make([]bool, 20)
@@ -135,7 +139,7 @@ func TestRecordCommandRace(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c, made, err := repo.RecordCommand(ctx, pool, "u-alice", &key, []byte("hash"), "cmd-"+string(rune('a'+i)))
+			c, made, err := recordOne(ctx, a, "u-alice", &key, []byte("hash"), "cmd-"+string(rune('a'+i)))
 			if err != nil {
 				t.Error(err)
 			}
@@ -156,11 +160,11 @@ func TestRecordCommandRace(t *testing.T) {
 		t.Fatalf("%d requests made the command", made)
 	}
 	// Another user's same key, and no key at all, are new commands.
-	if c, made, _ := repo.RecordCommand(ctx, pool, "u-bob", &key, []byte("hash"), "cmd-bob"); !made || c.CommandID != "cmd-bob" {
+	if c, made, _ := recordOne(ctx, a, "u-bob", &key, []byte("hash"), "cmd-bob"); !made || c.CommandID != "cmd-bob" {
 		t.Fatalf("another user's key: %+v %v", c, made)
 	}
 	for _, id := range []string{"n-1", "n-2"} {
-		if _, made, err := repo.RecordCommand(ctx, pool, "u-alice", nil, []byte("hash"), id); !made || err != nil {
+		if _, made, err := recordOne(ctx, a, "u-alice", nil, []byte("hash"), id); !made || err != nil {
 			t.Fatalf("no key: %v %v", made, err)
 		}
 	}
@@ -173,7 +177,8 @@ func TestCrashedAttempts(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	pool, _ := repotest.NewDB(t)
-	s := repo.NewStore(pool, "")
+	a := app.New(repo.New(pool), "")
+	s := a
 	n := 0
 	step := func(want int) {
 		t.Helper()
@@ -205,4 +210,13 @@ func TestCrashedAttempts(t *testing.T) {
 	if got, err := s.BeginAttempt(ctx, "c-2", "attempt-x"); err != nil || got != 0 {
 		t.Fatalf("another command: %d %v", got, err)
 	}
+}
+
+// recordOne records one request for a command.
+func recordOne(ctx context.Context, a *app.App, userID string, key *string, bodyHash []byte, commandID string) (app.APICommand, bool, error) {
+	res, err := a.RecordCommands(ctx, []app.CommandRequest{{UserID: userID, Key: key, BodyHash: bodyHash, CommandID: commandID}})
+	if err != nil {
+		return app.APICommand{}, false, err
+	}
+	return res[0].Command, res[0].Created, nil
 }
